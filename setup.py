@@ -2,7 +2,15 @@
 
 Install with ``pip install -e .[test]``; load into fairseq with ``--user-dir fairseq_mgcm``.
 """
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+
+def _requirements(name: str) -> list[str]:
+    lines = (Path(__file__).parent / name).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
 
 setup(
     name="fairseq-mgcm",
@@ -13,19 +21,6 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["fairseq_mgcm", "fairseq_mgcm.*"]),
     python_requires=">=3.10",
-    install_requires=[
-        # fairseq 0.12.2 does not import on Python 3.11 (dataclass mutable defaults);
-        # fairseq-fixed is the same code base with that fixed and installs as `fairseq`.
-        "fairseq-fixed==0.12.3.1; python_version >= '3.11'",
-        "fairseq==0.12.2; python_version < '3.11'",
-        "torch==2.11.*",
-        "torchaudio==2.11.*",
-        "sentencepiece",
-        "simuleval==1.1.4",
-        "sacrebleu>=2",
-        "soundfile",
-        "pyyaml",
-        "matplotlib",
-    ],
-    extras_require={"test": ["pytest>=8"]},
+    install_requires=_requirements("requirements.txt"),
+    extras_require={"test": _requirements("requirements-test.txt")},
 )

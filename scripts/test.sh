@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run the test suite on a fresh or prepared machine.
+#
+# Usage: scripts/test.sh [pytest arguments]      e.g. scripts/test.sh -m "not slow"
+#
+# Sets up system tools and the cached venv (scripts/setup_env.sh), then runs pytest on tests/
+# against this checkout. pytest options (-p no:flake8) live in pyproject.toml.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup_env.sh
+python - <<'PY'
+import fairseq_mgcm, os, sys
+here = os.path.realpath(os.getcwd())
+where = os.path.realpath(fairseq_mgcm.__file__)
+if not where.startswith(here + os.sep):
+    sys.exit(f"fairseq_mgcm imports from {where}, not from this checkout {here}")
+PY
+exec python -m pytest "$@"   # testpaths = tests (pyproject.toml)

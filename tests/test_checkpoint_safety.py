@@ -1,0 +1,71 @@
+"""`import fairseq_mgcm` lets fairseq checkpoints load safely on torch >= 2.6.
+
+torch's default `weights_only=True` must still refuse a checkpoint that pickles code.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import fairseq_mgcm  # noqa: F401  (installs the allowlist)
+
+
+def _fairseq_like_state() -> dict:
+    """What fairseq 0.12 puts in a checkpoint besides tensors."""
+    cfg = OmegaConf.create({"task": {"_name": "speech_to_text_multitask", "data": "/d"},
+                            "optimization": {"lr": [0.002], "update_freq": [1]}})
+    return {
+        "args": argparse.Namespace(arch="waitk_s2t_transformer_tiny", lr=[0.002]),
+        "cfg": cfg,
+        "model": {"w": torch.ones(2, 2)},
+        "optimizer_history": [{"criterion_name": "StCtcAsrCriterion", "optimizer_name": "Adam",
+                               "lr_scheduler_state": {"best": np.float64(3.5)},
+                               "num_updates": 2}],
+        "extra_state": {"best": np.float64(3.5), "val_loss": np.float32(1.25),
+                        "array": np.arange(3), "train_iterator": {"epoch": np.int64(2)}},
+    }
+
+
+def test_fairseq_checkpoint_types_load_with_default_torch_load(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save(_fairseq_like_state(), path)
+    state = torch.load(path, map_location="cpu")  # default: weights_only=True
+    assert state["args"].arch == "waitk_s2t_transformer_tiny"
+    assert state["cfg"].task._name == "speech_to_text_multitask"
+    assert state["extra_state"]["best"] == 3.5
+    assert state["extra_state"]["array"].tolist() == [0, 1, 2]
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > exploit_ran",))
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "payload": _Exploit()}, path)
+    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
+        torch.load(path, map_location="cpu")
+    assert not (tmp_path / "exploit_ran").exists()
+
+
+def test_fairseq_loader_without_the_plugin_fails_and_with_it_loads(tmp_path):
+    """The trap is real: fairseq's own loader needs the allowlist."""
+    path = tmp_path / "checkpoint.pt"
+    state = _fairseq_like_state()
+    state["args"] = None  # a Namespace here makes fairseq rebuild cfg from a full arch
+    torch.save(state, path)
+    load = ("from fairseq import checkpoint_utils;"
+            f"s = checkpoint_utils.load_checkpoint_to_cpu({str(path)!r});"
+            "print(s['cfg']['task']['_name'])")
+    plain = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True)
+    assert plain.returncode != 0 and "weights_only" in plain.stderr
+    plugged = subprocess.run([sys.executable, "-c", "import fairseq_mgcm;" + load],
+                             capture_output=True, text=True)
+    assert plugged.returncode == 0, plugged.stderr[-2000:]
+    assert plugged.stdout.strip().endswith("speech_to_text_multitask")
