@@ -1,0 +1,9 @@
+# MuST-C v1.0 En-De, paper-like model, one GPU, all four methods.
+# Usage: scripts/run.sh --recipe configs/recipes/mustc_s.sh --mustc-root /data/MUSTC_v1.0
+corpus=mustc
+exp_dir=exp/mustc_s
+train_args=configs/train/s_1gpu.args
+methods="none mgcm pcgrad discard"
+ngpus=1
+n_average=5
+k_list="1 3 5 7 9 1000"

@@ -1,0 +1,119 @@
+"""Collect a recipe's outputs into one markdown table (methods side by side).
+
+Reads, for each method directory ``EXP/<method>/``:
+  offline_bleu.txt     the line fairseq-generate prints with the corpus BLEU
+  simul/results.tsv    scripts/simuleval_sweep.py's table (one row per k and segment size)
+  train_peak.json      fairseq_mgcm.recipe.peak_memory's record of the training run
+  conflict.jsonl       the conflict engine's telemetry dump (optional)
+Missing pieces show as "-" so a partial run still reports what it has.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["MethodResult", "collect", "markdown_table", "PAPER_REFERENCE"]
+
+# What Liu et al. (2024, arXiv:2409.15911) report on MuST-C En-De (DiSeg baseline): the offline
+# BLEU gain of MGCM over plain multi-task training, greedy and beam 5.
+PAPER_REFERENCE = {"offline_bleu_gain_greedy": 0.68, "offline_bleu_gain_beam5": 0.63}
+
+_BLEU = re.compile(r"BLEU\S*\s*=\s*([0-9.]+)")
+
+
+@dataclass
+class MethodResult:
+    method: str
+    offline_bleu: float | None = None
+    simul: list[dict[str, float]] = field(default_factory=list)  # rows of results.tsv
+    peak_rss_mb: float | None = None
+    train_wall_s: float | None = None
+    conflict_rate: float | None = None  # mean over updates and modules, all task pairs
+
+
+def _offline_bleu(path: Path) -> float | None:
+    if not path.exists():
+        return None
+    matches = _BLEU.findall(path.read_text())
+    return float(matches[-1]) if matches else None
+
+
+def _simul_rows(path: Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return [{k: _number(v) for k, v in row.items()} for row in rows]
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _conflict_rate(path: Path) -> float | None:
+    """Mean of the per-update conflict flags over every module and task pair in the dump."""
+    if not path.exists():
+        return None
+    flags = 0
+    total = 0
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        for module in record.get("modules", []):
+            if "conflict" in module:
+                flags += bool(module["conflict"])
+                total += 1
+    return flags / total if total else None
+
+
+def collect(exp_dir: str | Path, methods: list[str]) -> list[MethodResult]:
+    exp_dir = Path(exp_dir)
+    results = []
+    for method in methods:
+        root = exp_dir / method
+        result = MethodResult(method)
+        result.offline_bleu = _offline_bleu(root / "offline_bleu.txt")
+        result.simul = _simul_rows(root / "simul" / "results.tsv")
+        peak = root / "train_peak.json"
+        if peak.exists():
+            record = json.loads(peak.read_text())
+            result.peak_rss_mb = record.get("peak_rss_mb")
+            result.train_wall_s = record.get("wall_s")
+        result.conflict_rate = _conflict_rate(root / "conflict.jsonl")
+        results.append(result)
+    return results
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def markdown_table(results: list[MethodResult]) -> str:
+    """Two tables: per method (offline BLEU, memory, conflicts), then BLEU/AL per k."""
+    lines = ["| method | offline BLEU | peak RSS (MB) | train wall (s) | conflict rate |",
+             "|---|---:|---:|---:|---:|"]
+    for r in results:
+        lines.append(f"| {r.method} | {_fmt(r.offline_bleu)} | {_fmt(r.peak_rss_mb, 0)} | "
+                     f"{_fmt(r.train_wall_s, 0)} | {_fmt(r.conflict_rate, 3)} |")
+    simul = [(r.method, row) for r in results for row in r.simul]
+    if simul:
+        lines += ["", "| method | k | BLEU | AL (ms) | AL_CA (ms) | LAAL (ms) | AP | DAL (ms) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for method, row in simul:
+            k = row.get("k", math.nan)
+            k_text = "inf" if math.isinf(k) else _fmt(k, 0)
+            lines.append(
+                f"| {method} | {k_text} | {_fmt(row.get('BLEU'))} | {_fmt(row.get('AL'), 0)} | "
+                f"{_fmt(row.get('AL_CA'), 0)} | {_fmt(row.get('LAAL'), 0)} | "
+                f"{_fmt(row.get('AP'))} | {_fmt(row.get('DAL'), 0)} |")
+    return "\n".join(lines) + "\n"
