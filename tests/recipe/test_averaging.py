@@ -1,0 +1,44 @@
+"""Checkpoint averaging: the recipe's stage 4."""
+import pytest
+import torch
+
+from fairseq_mgcm.recipe.averaging import average_checkpoints, last_checkpoints
+
+
+def _save(path, value, epoch):
+    torch.save({"model": {"w": torch.full((2,), float(value)), "n": torch.tensor([value])},
+                "extra_state": {"epoch": epoch}}, path)
+
+
+def test_last_checkpoints_picks_the_newest_by_epoch_number(tmp_path):
+    for epoch in (1, 2, 10, 3):
+        _save(tmp_path / f"checkpoint{epoch}.pt", epoch, epoch)
+    _save(tmp_path / "checkpoint_last.pt", 99, 99)
+    assert [p.name for p in last_checkpoints(tmp_path, 2)] == ["checkpoint3.pt", "checkpoint10.pt"]
+
+
+def test_average_is_the_mean_in_each_tensors_dtype_and_keeps_newest_metadata(tmp_path):
+    paths = []
+    for epoch, value in enumerate((1, 2, 6), start=1):
+        paths.append(tmp_path / f"checkpoint{epoch}.pt")
+        _save(paths[-1], value, epoch)
+    out = average_checkpoints(paths, tmp_path / "avg.pt")
+    state = torch.load(out, map_location="cpu")
+    assert torch.equal(state["model"]["w"], torch.full((2,), 3.0))
+    assert state["model"]["n"].dtype == torch.int64 and state["model"]["n"].item() == 3
+    assert state["extra_state"]["epoch"] == 3
+    assert not (tmp_path / "avg.pt.tmp").exists()
+
+
+def test_mismatched_checkpoints_are_refused_naming_the_file(tmp_path):
+    _save(tmp_path / "checkpoint1.pt", 1, 1)
+    torch.save({"model": {"other": torch.zeros(1)}}, tmp_path / "checkpoint2.pt")
+    with pytest.raises(ValueError, match="checkpoint2.pt"):
+        average_checkpoints([tmp_path / "checkpoint1.pt", tmp_path / "checkpoint2.pt"],
+                            tmp_path / "avg.pt")
+    assert not (tmp_path / "avg.pt").exists()
+
+
+def test_no_numbered_checkpoints_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        last_checkpoints(tmp_path, 3)
