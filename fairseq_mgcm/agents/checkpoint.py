@@ -1,0 +1,177 @@
+"""Load a trained checkpoint with everything inference needs beside the weights.
+
+A checkpoint alone cannot translate audio: features must be normalised with the training CMVN
+statistics and the target dictionary maps ids to SentencePiece pieces. Both come from the data
+directory named in the checkpoint (``cfg.task.data``) or given explicitly. Every file the data
+config refers to is checked up front, so a missing one fails with its name and the config key
+that asked for it, not deep inside fairseq.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from fairseq import checkpoint_utils
+from fairseq.data import Dictionary
+from torch import Tensor, nn
+
+import fairseq_mgcm  # noqa: F401  registers the task and model, allowlists checkpoint types
+
+logger = logging.getLogger(__name__)
+
+# Data-config keys that name files, as (path in the YAML, what the file is).
+_FILE_KEYS = (
+    (("vocab_filename",), "target dictionary"),
+    (("bpe_tokenizer", "sentencepiece_model"), "target SentencePiece model"),
+    (("src_vocab_filename",), "source dictionary"),
+    (("src_bpe_tokenizer", "sentencepiece_model"), "source SentencePiece model"),
+    (("global_cmvn", "stats_npz_path"), "global CMVN statistics"),
+)
+# Feature transforms that can be applied frame by frame, as a streaming agent must.
+_STREAMABLE_TRANSFORMS = {"global_cmvn"}
+
+
+class GlobalCmvn:
+    """``(x - mean) / std`` with the training statistics (``mean``/``std`` arrays in an npz)."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean = torch.as_tensor(mean, dtype=torch.float32)
+        self.std = torch.as_tensor(std, dtype=torch.float32)
+
+    @classmethod
+    def from_npz(cls, path: Path, num_mel_bins: int) -> GlobalCmvn:
+        stats = np.load(path)
+        for key in ("mean", "std"):
+            if key not in stats:
+                raise ValueError(f"{path}: CMVN statistics lack the array '{key}'")
+            if stats[key].shape != (num_mel_bins,):
+                raise ValueError(
+                    f"{path}: '{key}' has shape {stats[key].shape}, expected ({num_mel_bins},)"
+                )
+        return cls(stats["mean"], stats["std"])
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        return (frames - self.mean) / self.std
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for streaming inference and what it needs from the data directory."""
+
+    model: nn.Module
+    tgt_dict: Dictionary
+    cmvn: GlobalCmvn | None
+    sample_rate: int
+    num_mel_bins: int
+    cfg: Any  # the checkpoint's omegaconf config (model, task)
+    data_dir: Path
+
+
+def _lookup(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    value: Any = config
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def check_data_dir(data_dir: Path, config_yaml: str) -> dict[str, Any]:
+    """Parse the data config and check every file it names; return the parsed config."""
+    config_path = data_dir / config_yaml
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"data config {config_path} not found (set --data-dir/--config-yaml to the prepared "
+            f"data the checkpoint was trained on)"
+        )
+    with open(config_path, encoding="utf-8") as f:
+        config = yaml.safe_load(f) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path}: expected a YAML mapping")
+    for keys, what in _FILE_KEYS:
+        name = _lookup(config, keys)
+        if name is None:
+            continue
+        path = Path(name) if Path(name).is_absolute() else data_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} ({what}, '{'.'.join(keys)}' in {config_path}) does not exist"
+            )
+    if config.get("use_audio_input", False):
+        raise ValueError(f"{config_path}: use_audio_input models are not supported by the agent")
+    return config
+
+
+def eval_feature_transforms(config: dict[str, Any]) -> list[str]:
+    """Names of the feature transforms fairseq applies to an evaluation split."""
+    transforms: list[str] = []
+    for key in ("transforms", "feature_transforms"):
+        table = config.get(key) or {}
+        chosen = table.get("_eval", table.get("*", []))
+        transforms += list(chosen or [])
+    return transforms
+
+
+def load_model(
+    checkpoint: Path,
+    data_dir: Path | None = None,
+    config_yaml: str | None = None,
+    device: str = "cpu",
+    fp16: bool = False,
+) -> LoadedModel:
+    """Load ``checkpoint`` for inference on ``device`` (eval mode, optionally half precision)."""
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} not found (--checkpoint)")
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(checkpoint))
+    cfg = state.get("cfg")
+    if cfg is None or cfg.get("task") is None:
+        raise ValueError(f"{checkpoint}: no fairseq config inside; not a fairseq checkpoint?")
+    data_dir = Path(data_dir) if data_dir is not None else Path(cfg.task.data)
+    config_yaml = config_yaml or cfg.task.get("config_yaml", "config.yaml")
+    config = check_data_dir(data_dir, config_yaml)
+    cfg.task.data = str(data_dir)
+    if "config_yaml" in cfg.task:
+        cfg.task.config_yaml = config_yaml
+
+    num_mel_bins = int(config.get("input_feat_per_channel", 80))
+    transforms = eval_feature_transforms(config)
+    unsupported = [t for t in transforms if t not in _STREAMABLE_TRANSFORMS]
+    if unsupported:
+        raise ValueError(
+            f"{data_dir / config_yaml}: feature transforms {unsupported} cannot be applied to "
+            f"streaming input (only {sorted(_STREAMABLE_TRANSFORMS)} can)"
+        )
+    cmvn = None
+    if "global_cmvn" in transforms:
+        stats = _lookup(config, ("global_cmvn", "stats_npz_path"))
+        if stats is None:
+            raise ValueError(f"{data_dir / config_yaml}: global_cmvn used but no stats_npz_path")
+        stats_path = Path(stats) if Path(stats).is_absolute() else data_dir / stats
+        cmvn = GlobalCmvn.from_npz(stats_path, num_mel_bins)
+
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+        [str(checkpoint)], state=state
+    )
+    model = models[0].eval()
+    if fp16:
+        model = model.half()
+    model = model.to(device)
+    logger.info(
+        "loaded %s (%s encoder) on %s%s", checkpoint,
+        "chunk-causal" if model.encoder.is_chunk_causal else "bidirectional",
+        device, " fp16" if fp16 else "",
+    )  # fmt: skip
+    return LoadedModel(
+        model=model,
+        tgt_dict=task.target_dictionary,
+        cmvn=cmvn,
+        sample_rate=int(config.get("sample_rate", 16000)),
+        num_mel_bins=num_mel_bins,
+        cfg=cfg,
+        data_dir=data_dir,
+    )

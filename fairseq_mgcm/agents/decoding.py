@@ -1,0 +1,77 @@
+"""Greedy incremental decoding over an encoder prefix that grows between calls.
+
+The decoder keeps its self-attention keys/values and its projected encoder keys/values in a
+fairseq ``incremental_state``; the model's decoder extends the encoder-side cache when new
+encoder states arrive (or re-projects them when the encoder rewrote its prefix). A prediction
+can be taken back (:meth:`GreedyDecoder.rollback`): a wait-k agent that predicts end-of-sentence
+before the source has ended reads more instead, and must then predict the same position again
+with more source.
+
+The token rules are those of fairseq's ``SequenceGenerator`` with beam 1, so that with the whole
+source the output equals ``fairseq-generate``: padding never, end-of-sentence not as the first
+token (``min_len`` 1), and end-of-sentence forced once ``max_len`` tokens exist.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from fairseq.data import Dictionary
+from torch import Tensor, nn
+
+
+class GreedyDecoder:
+    """Predicts the next target token from the tokens so far and the encoder states so far."""
+
+    def __init__(self, decoder: nn.Module, dictionary: Dictionary) -> None:
+        self.decoder = decoder
+        self.dictionary = dictionary
+        self.eos = dictionary.eos()
+        self.pad = dictionary.pad()
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new hypothesis (tokens start with end-of-sentence, as in fairseq)."""
+        self.tokens: list[int] = [self.eos]
+        self._incremental_state: dict[str, dict[str, Tensor | None]] = {}
+        self._snapshot: dict[str, dict[str, Tensor | None]] | None = None
+
+    @property
+    def n_written(self) -> int:
+        """Target tokens committed so far (the leading end-of-sentence excluded)."""
+        return len(self.tokens) - 1
+
+    @torch.inference_mode()
+    def predict(self, encoder_states: Tensor, refresh_encoder: bool, max_len: int) -> int:
+        """The greedy next token given encoder states ``[T, 1, C]`` (T >= 1).
+
+        ``refresh_encoder``: the encoder rewrote states the decoder has cached. ``max_len``:
+        once that many tokens are written, end-of-sentence is the only choice.
+        """
+        if self.n_written >= max_len:
+            return self.eos
+        self._snapshot = {key: dict(value) for key, value in self._incremental_state.items()}
+        prev = torch.tensor([self.tokens], device=encoder_states.device)
+        encoder_out = {"encoder_out": [encoder_states], "encoder_padding_mask": []}
+        logits, _ = self.decoder(
+            prev, encoder_out, incremental_state=self._incremental_state,
+            refresh_encoder_cache=refresh_encoder,
+        )  # fmt: skip
+        scores = logits[0, -1].float()
+        scores[self.pad] = -math.inf
+        if self.n_written == 0:
+            scores[self.eos] = -math.inf
+        return int(scores.argmax())
+
+    def commit(self, token: int) -> str:
+        """Accept the predicted ``token``; return its SentencePiece piece."""
+        self.tokens.append(token)
+        self._snapshot = None
+        return self.dictionary[token]
+
+    def rollback(self) -> None:
+        """Forget the last prediction's decoder state, to predict the same position again."""
+        if self._snapshot is None:
+            raise RuntimeError("rollback() without a prediction to take back")
+        self._incremental_state = self._snapshot
+        self._snapshot = None

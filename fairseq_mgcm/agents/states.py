@@ -1,0 +1,85 @@
+"""Per-sentence state of the wait-k agent: SimulEval's ``AgentStates`` plus streaming caches.
+
+SimulEval resets the agent's states at every new sentence; here that one reset also clears the
+feature extractor's carried-over samples, the encoder cache, the decoder's incremental state and
+the word in progress, so no sentence can leak into the next.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+from simuleval.agents.states import AgentStates
+from torch import Tensor
+
+from fairseq_mgcm.agents.checkpoint import LoadedModel
+from fairseq_mgcm.agents.decoding import GreedyDecoder
+from fairseq_mgcm.agents.online_fbank import OnlineFbank
+from fairseq_mgcm.agents.resample import StreamingResampler
+from fairseq_mgcm.agents.streaming_encoder import StreamingEncoder
+from fairseq_mgcm.agents.words import WordAssembler
+
+logger = logging.getLogger(__name__)
+
+
+class WaitkStates(AgentStates):
+    """Source samples -> fbank -> CMVN -> encoder states; decoder and word assembly."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.fbank = OnlineFbank(loaded.num_mel_bins, loaded.sample_rate)
+        self.encoder = StreamingEncoder(loaded.model.encoder)
+        self.decoder = GreedyDecoder(loaded.model.decoder, loaded.tgt_dict)
+        self.words = WordAssembler()
+        super().__init__()  # calls reset()
+
+    def reset(self) -> None:
+        super().reset()
+        self.n_samples_read = 0
+        self.resampler: StreamingResampler | None = None
+        self.fbank.reset()
+        self.encoder.reset()
+        self.decoder.reset()
+        self.words.reset()
+        self._encoder_rewrote = False  # encoder states changed that the decoder may have cached
+        self._refreshed = False
+
+    def _model_rate_samples(self, samples: Tensor) -> Tensor:
+        """Resample to the training sample rate when SimulEval's audio has another rate."""
+        rate = self.source_sample_rate
+        if not samples.numel() and not self.source_finished:
+            return samples
+        if rate in (0, self.loaded.sample_rate):  # 0: no speech segment arrived at all
+            return samples
+        if self.resampler is None:
+            logger.warning(
+                "audio at %d Hz, model trained at %d Hz: resampling on the fly",
+                rate, self.loaded.sample_rate,
+            )  # fmt: skip
+            self.resampler = StreamingResampler(rate, self.loaded.sample_rate)
+        return self.resampler.push(samples, finished=self.source_finished)
+
+    def encode_new_source(self) -> None:
+        """Turn the samples that arrived since the last call into encoder states."""
+        new = torch.tensor(self.source[self.n_samples_read :], dtype=torch.float32)
+        self.n_samples_read = len(self.source)
+        frames = self.fbank.push(self._model_rate_samples(new))
+        if self.loaded.cmvn is not None and frames.shape[0] > 0:
+            frames = self.loaded.cmvn(frames)
+        self.encoder.push(frames, finished=self.source_finished)
+        self._encoder_rewrote = self._encoder_rewrote or self.encoder.rewrote_prefix
+
+    def predict_next(self, max_len: int) -> int:
+        """The decoder's greedy next token over all encoder states so far."""
+        token = self.decoder.predict(self.encoder.states, self._encoder_rewrote, max_len)
+        self._refreshed, self._encoder_rewrote = self._encoder_rewrote, False
+        return token
+
+    def commit(self, token: int) -> str:
+        """Accept the predicted token; return its SentencePiece piece."""
+        return self.decoder.commit(token)
+
+    def take_back(self) -> None:
+        """Undo the last prediction (its decoder state may predate an encoder rewrite)."""
+        self.decoder.rollback()
+        self._encoder_rewrote = self._encoder_rewrote or self._refreshed

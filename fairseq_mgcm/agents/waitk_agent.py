@@ -1,0 +1,131 @@
+"""Wait-k simultaneous speech translation agent for SimulEval 1.1.4.
+
+Usage (a checkpoint trained with ``--task speech_to_text_multitask``)::
+
+    simuleval --agent-class fairseq_mgcm.agents.waitk_agent.WaitkAgent \\
+        --source data/simuleval/tst-COMMON/source.txt --target data/simuleval/tst-COMMON/target.txt \\
+        --checkpoint exp/st/checkpoint_best.pt --waitk 5 --source-segment-size 320 \\
+        --output exp/st/simul_k5 [--data-dir data] [--device cuda --fp16] [--computation-aware]
+
+(``--agent fairseq_mgcm/agents/waitk_agent.py`` works too.) SimulEval calls :meth:`policy` once
+per source chunk; the call that sees the last chunk (``source_finished``) is the last call for the
+sentence and returns the rest of the translation with ``finished=True``.
+
+The policy is wait-k at the model's pre-decision granularity: target token i (0-based) is written
+once ``(k + i) * r`` encoder states exist (r = ``model.pre_decision_ratio``), or once the source
+has ended. Tokens are chosen greedily. SentencePiece pieces are assembled into words and a word
+is written only when complete, because SimulEval charges every word the delay of the write that
+carries it.
+"""
+from __future__ import annotations
+
+import logging
+from argparse import ArgumentParser, Namespace
+from pathlib import Path
+
+import torch
+from simuleval.agents import ReadAction, SpeechToTextAgent, WriteAction
+from simuleval.agents.actions import Action
+from simuleval.utils import entrypoint
+
+from fairseq_mgcm.agents.checkpoint import LoadedModel, load_model
+from fairseq_mgcm.agents.states import WaitkStates
+
+logger = logging.getLogger("fairseq_mgcm.agents.waitk")
+
+
+@entrypoint
+class WaitkAgent(SpeechToTextAgent):
+    """Reads audio chunks, writes German words: the wait-k rule over a streaming encoder."""
+
+    def __init__(self, args: Namespace) -> None:
+        self.loaded: LoadedModel = load_model(
+            Path(args.checkpoint), args.data_dir, args.config_yaml, device=args.device,
+            fp16=args.fp16 or args.dtype == "fp16",
+        )  # fmt: skip
+        model = self.loaded.model
+        self.lagging = args.waitk if args.waitk is not None else self._training_lagging()
+        if self.lagging < 1:
+            raise ValueError(f"--waitk must be >= 1, got {self.lagging}")
+        self.ratio = int(model.pre_decision_ratio)
+        self.max_len_a = args.max_len_a
+        self.max_len_b = args.max_len_b
+        logger.info("wait-k: k=%d, %d encoder states per read step", self.lagging, self.ratio)
+        super().__init__(args)
+
+    def _training_lagging(self) -> int:
+        k = self.loaded.model.decoder.waitk_lagging
+        if k is None:
+            raise ValueError("the checkpoint was trained offline (no wait-k); pass --waitk")
+        return int(k)
+
+    def build_states(self) -> WaitkStates:
+        return WaitkStates(self.loaded)
+
+    @staticmethod
+    def add_args(parser: ArgumentParser) -> None:
+        parser.add_argument("--checkpoint", type=str, required=True, help="fairseq checkpoint")
+        parser.add_argument(
+            "--data-dir", type=str, default=None,
+            help="prepared data directory (config, CMVN, dictionaries); default: the "
+            "checkpoint's --data",
+        )  # fmt: skip
+        parser.add_argument(
+            "--config-yaml", type=str, default=None,
+            help="data config file name in --data-dir; default: the checkpoint's",
+        )  # fmt: skip
+        parser.add_argument(
+            "--waitk", type=int, default=None, help="lagging k in read steps; default: training k"
+        )
+        parser.add_argument(
+            "--max-len-a", type=float, default=0.2,
+            help="at most a * (fbank frames so far) + b target tokens (runaway guard)",
+        )  # fmt: skip
+        parser.add_argument("--max-len-b", type=int, default=10, help="see --max-len-a")
+
+    def to(self, device: str, *args: object, fp16: bool = False, **kwargs: object) -> None:
+        """Move the model (SimulEval calls this with ``--device``/``--fp16`` after building)."""
+        model = self.loaded.model
+        model.to(device)
+        if fp16:
+            model.half()
+        else:
+            model.float()
+        self.states.reset()
+
+    # ---------------------------------------------------------------- policy
+
+    def frames_needed(self, i: int) -> int:
+        """Encoder states that target token i may read: ``(k + i) * r``."""
+        return (self.lagging + i) * self.ratio
+
+    def max_target_tokens(self) -> int:
+        """Runaway guard, as fairseq's ``max_len_a * src_len + max_len_b``, on the prefix."""
+        n = int(self.max_len_a * self.states.encoder.n_input_frames + self.max_len_b)
+        return min(n, self.loaded.model.decoder.max_positions() - 1)
+
+    def policy(self) -> Action:
+        states = self.states
+        states.encode_new_source()
+        pieces: list[str] = []
+        finished = states.source_finished and states.encoder.n_frames == 0
+        while not finished:
+            i = states.decoder.n_written
+            if not states.source_finished and states.encoder.n_frames < self.frames_needed(i):
+                break  # read
+            token = states.predict_next(self.max_target_tokens())
+            if token == states.decoder.eos:
+                if states.source_finished:
+                    finished = True
+                else:
+                    states.take_back()  # end of sentence before the source ended: read on
+                    break
+            else:
+                pieces.append(states.commit(token))
+        words = states.words.push(pieces)
+        if finished:
+            words += states.words.flush()
+            return WriteAction(" ".join(words), finished=True)
+        if words:
+            return WriteAction(" ".join(words), finished=False)
+        return ReadAction()
