@@ -1,0 +1,116 @@
+"""The fairseq side of the conflict engine: loss scaling, data parallelism, telemetry."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+
+import torch.distributed as dist
+from fairseq.logging import metrics
+from fairseq.optim import FairseqOptimizer
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from fairseq_mgcm.conflict import ConflictEngine, ConflictStats
+from fairseq_mgcm.conflict._telemetry import JsonlWriter, summarize, to_json_line
+from fairseq_mgcm.optim._ddp import all_reduce_mean, find_torch_ddp, unwrap
+from fairseq_mgcm.optim._scaling import after_backward, scale_losses
+
+
+class ConflictAwareBackward:
+    """Stands in for ``optimizer.backward(loss)`` when the loss is several task losses.
+
+    In a task's ``train_step``::
+
+        with self.conflict_backward.ddp_scope(model):
+            losses, sample_size, logging_output = criterion.compute_task_losses(model, sample)
+            if ignore_grad:
+                losses = {name: loss * 0 for name, loss in losses.items()}
+            self.conflict_backward(optimizer, model, losses, primary="st", update_num=update_num)
+
+    The call scales each loss as the optimizer wrapper would (fp16 loss scale, AMP grad scaler),
+    runs :class:`~fairseq_mgcm.conflict.ConflictEngine` on the unwrapped model, sets the
+    wrapper's flags, and logs conflict rates and cosines per module kind and task pair as fairseq
+    metrics (plus one JSON line per call to ``telemetry_jsonl``, on the first worker).
+
+    ``ddp_scope`` must enclose the forward as well: under torch DDP it runs everything in
+    ``no_sync()`` and all-reduces the gradients once at the end of the call if the trainer
+    wanted a sync; elsewhere it does nothing.
+    """
+
+    def __init__(
+        self,
+        method: str = "none",
+        granularity: str = "module",
+        aux_mode: str = "separate",
+        telemetry_jsonl: str | None = None,
+        seed: int = 1,
+    ) -> None:
+        ConflictEngine(nn.Module(), method, granularity, aux_mode)  # validates the options
+        self.method = method
+        self.granularity = granularity
+        self.aux_mode = aux_mode
+        self._seed = seed
+        self._engine: ConflictEngine | None = None
+        self._engine_model: nn.Module | None = None
+        self._writer = JsonlWriter(telemetry_jsonl) if telemetry_jsonl else None
+        self._pending_sync: DistributedDataParallel | None = None
+        self._in_scope = False
+
+    @contextlib.contextmanager
+    def ddp_scope(self, model: nn.Module) -> Iterator[None]:
+        """Enclose forward and backward: defers torch DDP's all-reduce to the end of the call."""
+        ddp = find_torch_ddp(model)
+        if ddp is None or self.method == "none":
+            yield
+            return
+        want_sync = ddp.require_backward_grad_sync
+        with ddp.no_sync():
+            self._pending_sync = ddp if want_sync else None
+            self._in_scope = True
+            try:
+                yield
+            finally:
+                self._pending_sync = None
+                self._in_scope = False
+
+    def engine(self, model: nn.Module) -> ConflictEngine:
+        """The engine for the unwrapped ``model`` (built on first use)."""
+        inner = unwrap(model)
+        if self._engine is None or self._engine_model is not inner:
+            self._engine = ConflictEngine(
+                inner, self.method, self.granularity, self.aux_mode, seed=self._seed
+            )
+            self._engine_model = inner
+        return self._engine
+
+    def __call__(
+        self,
+        optimizer: FairseqOptimizer,
+        model: nn.Module,
+        losses: Mapping[str, Tensor],
+        primary: str = "st",
+        update_num: int | None = None,
+    ) -> ConflictStats:
+        """Backward of ``losses``: the combined gradient is added to ``.grad``."""
+        ddp = find_torch_ddp(model)
+        if (ddp is not None and self.method != "none" and not self._in_scope
+                and ddp.require_backward_grad_sync):
+            raise RuntimeError(
+                "conflict method {!r} runs several backward passes: wrap the forward and this "
+                "call in ConflictAwareBackward.ddp_scope(model) so DDP does not all-reduce "
+                "after the first one".format(self.method)
+            )
+        engine = self.engine(model)
+        stats = engine.backward(scale_losses(optimizer, losses), primary)
+        after_backward(optimizer)
+        if self._pending_sync is not None:
+            ddp, self._pending_sync = self._pending_sync, None
+            all_reduce_mean(ddp.module.parameters(), ddp.process_group)
+        self._log(stats, update_num)
+        return stats
+
+    def _log(self, stats: ConflictStats, update_num: int | None) -> None:
+        for name, (value, weight) in summarize(stats).items():
+            metrics.log_scalar(name, value, weight=weight, round=3)
+        if self._writer is not None and (not dist.is_initialized() or dist.get_rank() == 0):
+            self._writer.write(to_json_line(stats, update_num))
