@@ -9,7 +9,8 @@ with more source.
 
 The token rules are those of fairseq's ``SequenceGenerator`` with beam 1, so that with the whole
 source the output equals ``fairseq-generate``: padding never, end-of-sentence not as the first
-token (``min_len`` 1), and end-of-sentence forced once ``max_len`` tokens exist.
+token (``min_len`` 1). The generator forces end-of-sentence after ``max_len`` tokens; the agent
+applies that limit itself (``WaitkAgent.max_target_tokens``).
 """
 from __future__ import annotations
 
@@ -42,14 +43,11 @@ class GreedyDecoder:
         return len(self.tokens) - 1
 
     @torch.inference_mode()
-    def predict(self, encoder_states: Tensor, refresh_encoder: bool, max_len: int) -> int:
+    def predict(self, encoder_states: Tensor, refresh_encoder: bool) -> int:
         """The greedy next token given encoder states ``[T, 1, C]`` (T >= 1).
 
-        ``refresh_encoder``: the encoder rewrote states the decoder has cached. ``max_len``:
-        once that many tokens are written, end-of-sentence is the only choice.
+        ``refresh_encoder``: the encoder rewrote states the decoder has cached.
         """
-        if self.n_written >= max_len:
-            return self.eos
         self._snapshot = {key: dict(value) for key, value in self._incremental_state.items()}
         prev = torch.tensor([self.tokens], device=encoder_states.device)
         encoder_out = {"encoder_out": [encoder_states], "encoder_padding_mask": []}

@@ -69,9 +69,9 @@ class WaitkStates(AgentStates):
         self.encoder.push(frames, finished=self.source_finished)
         self._encoder_rewrote = self._encoder_rewrote or self.encoder.rewrote_prefix
 
-    def predict_next(self, max_len: int) -> int:
+    def predict_next(self) -> int:
         """The decoder's greedy next token over all encoder states so far."""
-        token = self.decoder.predict(self.encoder.states, self._encoder_rewrote, max_len)
+        token = self.decoder.predict(self.encoder.states, self._encoder_rewrote)
         self._refreshed, self._encoder_rewrote = self._encoder_rewrote, False
         return token
 

@@ -23,7 +23,6 @@ import logging
 from argparse import ArgumentParser, Namespace
 from pathlib import Path
 
-import torch
 from simuleval.agents import ReadAction, SpeechToTextAgent, WriteAction
 from simuleval.agents.actions import Action
 from simuleval.utils import entrypoint
@@ -38,11 +37,14 @@ logger = logging.getLogger("fairseq_mgcm.agents.waitk")
 class WaitkAgent(SpeechToTextAgent):
     """Reads audio chunks, writes German words: the wait-k rule over a streaming encoder."""
 
-    def __init__(self, args: Namespace) -> None:
-        self.loaded: LoadedModel = load_model(
-            Path(args.checkpoint), args.data_dir, args.config_yaml, device=args.device,
-            fp16=args.fp16 or args.dtype == "fp16",
-        )  # fmt: skip
+    def __init__(self, args: Namespace, loaded: LoadedModel | None = None) -> None:
+        """Load ``args.checkpoint`` (or use an already ``loaded`` model, as tests do)."""
+        if loaded is None:
+            loaded = load_model(
+                Path(args.checkpoint), args.data_dir, args.config_yaml, device=args.device,
+                fp16=args.fp16 or args.dtype == "fp16",
+            )  # fmt: skip
+        self.loaded = loaded
         model = self.loaded.model
         self.lagging = args.waitk if args.waitk is not None else self._training_lagging()
         if self.lagging < 1:
@@ -104,24 +106,32 @@ class WaitkAgent(SpeechToTextAgent):
         n = int(self.max_len_a * self.states.encoder.n_input_frames + self.max_len_b)
         return min(n, self.loaded.model.decoder.max_positions() - 1)
 
+    def may_write(self) -> bool:
+        """Wait-k: the next token i may be written once (k + i) * r encoder states exist."""
+        i = self.states.decoder.n_written
+        return self.states.encoder.n_frames >= self.frames_needed(i) and (
+            i < self.max_target_tokens()
+        )
+
     def policy(self) -> Action:
         states = self.states
         states.encode_new_source()
         pieces: list[str] = []
         finished = states.source_finished and states.encoder.n_frames == 0
         while not finished:
-            i = states.decoder.n_written
-            if not states.source_finished and states.encoder.n_frames < self.frames_needed(i):
+            if not states.source_finished and not self.may_write():
                 break  # read
-            token = states.predict_next(self.max_target_tokens())
-            if token == states.decoder.eos:
-                if states.source_finished:
-                    finished = True
-                else:
-                    states.take_back()  # end of sentence before the source ended: read on
-                    break
-            else:
+            if states.decoder.n_written >= self.max_target_tokens():
+                finished = True  # runaway guard at the end of the source
+                break
+            token = states.predict_next()
+            if token != states.decoder.eos:
                 pieces.append(states.commit(token))
+            elif states.source_finished:
+                finished = True
+            else:
+                states.take_back()  # end of sentence before the source ended: read on
+                break
         words = states.words.push(pieces)
         if finished:
             words += states.words.flush()

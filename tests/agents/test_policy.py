@@ -1,0 +1,127 @@
+"""The wait-k policy, driven the way SimulEval 1.1.4 drives it, on random-weight models."""
+from __future__ import annotations
+
+import math
+from argparse import Namespace
+
+import pytest
+import torch
+import torchaudio.functional as AF
+from fairseq.sequence_generator import SequenceGenerator
+from torch import nn
+
+from agent_testing import make_loaded, simulate, speechlike
+from fairseq_mgcm.agents.online_fbank import OnlineFbank
+from fairseq_mgcm.agents.waitk_agent import WaitkAgent
+
+MODELS = pytest.mark.parametrize("chunk_size", [4, 0], ids=["chunk-causal", "bidirectional"])
+
+
+def make_agent(chunk_size: int, waitk: int | None = None, a: float = 0.2, b: int = 10):
+    args = Namespace(waitk=waitk, max_len_a=a, max_len_b=b)
+    return WaitkAgent(args, loaded=make_loaded(chunk_size))
+
+
+def offline_greedy(agent: WaitkAgent, audio: torch.Tensor, a: float, b: int) -> str:
+    """fairseq's SequenceGenerator, beam 1, on the whole utterance (as fairseq-generate)."""
+    model, dictionary = agent.loaded.model, agent.loaded.tgt_dict
+    feats = OnlineFbank().push(audio)
+    generator = SequenceGenerator([model], dictionary, beam_size=1, max_len_a=a, max_len_b=b)
+    sample = {"net_input": {"src_tokens": feats[None], "src_lengths": torch.tensor([len(feats)])}}
+    with torch.inference_mode():
+        hypo = generator.generate([model], sample)[0][0]
+    text = dictionary.string(hypo["tokens"])
+    return text.replace(" ", "").replace("\u2581", " ").strip()
+
+
+@MODELS
+@pytest.mark.parametrize("segment_ms", [320, 170])
+def test_large_k_equals_offline_greedy(chunk_size: int, segment_ms: int) -> None:
+    audio = speechlike(1.5)
+    agent = make_agent(chunk_size, waitk=1000, a=0.05, b=4)
+    writes = simulate(agent, audio, 16000, segment_ms)
+    source_ms = audio.numel() / 16
+    assert [w.delay_ms for w in writes] == [source_ms]  # everything written at the end
+    assert writes[-1].finished
+    assert writes[-1].text == offline_greedy(agent, audio, a=0.05, b=4)
+    assert writes[-1].text  # the random model does write something
+
+
+def available_states(n_samples: int, chunk_size: int) -> int:
+    """Encoder states a streaming encoder can have after ``n_samples`` samples (not finished)."""
+    fbank = OnlineFbank().n_frames_for(n_samples)
+    states = math.ceil(math.ceil(fbank / 2) / 2) if fbank else 0
+    return states // chunk_size * chunk_size if chunk_size else states
+
+
+@MODELS
+@pytest.mark.parametrize("k", [1, 3])
+def test_delays_non_decreasing_first_write_after_k_steps(chunk_size: int, k: int) -> None:
+    audio = speechlike(2.0, seed=3)
+    agent = make_agent(chunk_size, waitk=k)
+    writes = simulate(agent, audio, 16000, 160)
+    delays = [w.delay_ms for w in writes]
+    assert delays == sorted(delays)
+    assert [w.finished for w in writes] == [False] * (len(writes) - 1) + [True]
+    first = writes[0].delay_ms
+    source_ms = audio.numel() / 16
+    assert first == source_ms or available_states(int(first * 16), chunk_size) >= k * agent.ratio
+    assert len(writes) > 2  # it did write before the end
+
+
+def test_default_k_is_training_k() -> None:
+    assert make_agent(4).lagging == 3
+
+
+@MODELS
+def test_empty_and_too_short_audio_finish_with_nothing(chunk_size: int) -> None:
+    agent = make_agent(chunk_size, waitk=1)
+    for n in (0, 1, 399, 700):  # < 1 fbank frame, or too few for an encoder state... or one
+        writes = simulate(agent, torch.zeros(n), 16000, 320)
+        assert writes[-1].finished
+        if n < 400:
+            assert [(w.text, w.finished) for w in writes] == [("", True)]
+
+
+def test_other_sample_rate_is_resampled() -> None:
+    audio16 = speechlike(1.2, seed=5)
+    audio8 = AF.resample(audio16, 16000, 8000)
+    agent = make_agent(4, waitk=1000)
+    expected = simulate(agent, AF.resample(audio8, 8000, 16000), 16000, 320)[-1].text
+    assert simulate(agent, audio8, 8000, 320)[-1].text == expected
+
+
+def test_runaway_output_is_capped() -> None:
+    agent = make_agent(4, waitk=1, a=0.0, b=3)
+    writes = simulate(agent, speechlike(1.5), 16000, 320)
+    assert sum(len(w.text.split()) for w in writes) <= 3
+    assert agent.states.decoder.n_written <= 3
+
+
+class EosUntil(nn.Module):
+    """Wraps a decoder: end-of-sentence wins while fewer than ``n`` encoder states exist."""
+
+    def __init__(self, decoder: nn.Module, n: int) -> None:
+        super().__init__()
+        self.inner, self.n = decoder, n
+
+    def forward(self, prev, encoder_out, **kwargs):
+        logits, extra = self.inner(prev, encoder_out, **kwargs)
+        if encoder_out["encoder_out"][0].shape[0] < self.n:
+            logits = logits.clone()
+            logits[..., self.inner.dictionary.eos()] = 1e4
+        return logits, extra
+
+
+def test_early_end_of_sentence_reads_on() -> None:
+    agent = make_agent(4, waitk=1)
+    agent.states.decoder.decoder = EosUntil(agent.loaded.model.decoder, n=24)
+    audio = speechlike(2.0, seed=7)
+    writes = simulate(agent, audio, 16000, 160)
+    assert writes[-1].finished and all(not w.finished for w in writes[:-1])
+    assert any(w.text for w in writes)
+    tokens = agent.states.decoder.tokens
+    assert agent.loaded.tgt_dict.eos() not in tokens[1:]
+    # Nothing past the first token (EOS is banned there) before 24 states existed.
+    early = [w for w in writes if available_states(int(w.delay_ms * 16), 4) < 24]
+    assert sum(len(w.text.split()) for w in early) <= 1
