@@ -1,0 +1,20 @@
+"""Options of the ``st_ctc_asr`` criterion (no ``from __future__``: fairseq reads the types)."""
+
+from dataclasses import dataclass, field
+
+from fairseq.dataclass import FairseqDataclass
+from omegaconf import II
+
+
+@dataclass
+class StCtcAsrConfig(FairseqDataclass):
+    label_smoothing: float = field(
+        default=0.1, metadata={"help": "label smoothing of the ST and ASR cross-entropies"}
+    )
+    ctc_weight: float = field(
+        default=0.3, metadata={"help": "weight of the CTC loss on the transcript (0: off)"}
+    )
+    asr_weight: float = field(
+        default=0.3, metadata={"help": "weight of the ASR decoder's cross-entropy (0: off)"}
+    )
+    sentence_avg: bool = II("optimization.sentence_avg")

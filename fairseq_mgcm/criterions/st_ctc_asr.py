@@ -1,0 +1,142 @@
+"""The registered criterion ``st_ctc_asr``: ST cross-entropy plus CTC and ASR auxiliary losses.
+
+    loss = L_st + ctc_weight * L_ctc + asr_weight * L_asr
+
+L_st and L_asr are label-smoothed cross-entropies summed over target tokens (padding excluded);
+L_ctc is CTC on the encoder output against the transcript without its EOS, summed over
+utterances (``zero_infinity``: an utterance too short for its transcript contributes zero
+instead of inf). The CTC blank is ``<s>`` (index 0 of the source dictionary), a symbol that
+never occurs inside a transcript.
+
+:meth:`compute_task_losses` returns the weighted losses separately, all from one forward pass,
+so the conflict engine can back-propagate them one by one; :meth:`forward` returns their sum.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
+from fairseq.logging import metrics
+from torch import Tensor
+
+from fairseq_mgcm.criterions.config import StCtcAsrConfig
+
+TASKS = ("st", "ctc", "asr")
+
+
+@register_criterion("st_ctc_asr", dataclass=StCtcAsrConfig)
+class StCtcAsrCriterion(FairseqCriterion):
+    """Label-smoothed ST CE (primary) + CTC + label-smoothed ASR CE, returned per task."""
+
+    def __init__(self, cfg: StCtcAsrConfig, task) -> None:
+        super().__init__(task)
+        for name in ("label_smoothing", "ctc_weight", "asr_weight"):
+            if getattr(cfg, name) < 0:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}"
+                )
+        self.eps = cfg.label_smoothing
+        self.weights = {"st": 1.0, "ctc": cfg.ctc_weight, "asr": cfg.asr_weight}
+        self.sentence_avg = cfg.sentence_avg
+        src_dict = task.transcript_dictionary
+        self.blank_idx = src_dict.bos()
+        self.src_pad = src_dict.pad()
+        self.src_eos = src_dict.eos()
+
+    @classmethod
+    def build_criterion(cls, cfg: StCtcAsrConfig, task) -> "StCtcAsrCriterion":
+        return cls(cfg, task)
+
+    def compute_task_losses(self, model, sample) -> tuple[dict[str, Tensor], int, dict]:
+        """Weighted per-task losses ``{"st", "ctc", "asr"}`` (sum-reduced; a task with weight 0
+        is left out), the sample size and the logging output, from one forward pass."""
+        net_input = dict(sample["net_input"])
+        if self.weights["asr"] == 0:
+            net_input.pop("prev_transcript_tokens", None)
+        net_output = model(**net_input)
+        extra = net_output[1]
+
+        st_loss, st_nll = self._cross_entropy(net_output[0], sample["target"], self.padding_idx)
+        losses = {"st": st_loss}
+        ntokens = sample["ntokens"]
+        sample_size = sample["target"].size(0) if self.sentence_avg else ntokens
+        logging_output = {
+            "ntokens": ntokens,
+            "nsentences": sample["target"].size(0),
+            "sample_size": sample_size,
+            "transcript_ntokens": sample.get("transcript_ntokens", 0),
+            "st_loss": st_loss.data,
+            "st_nll_loss": st_nll.data,
+        }
+        if self.weights["ctc"] > 0:
+            ctc_loss = self._ctc(extra, sample)
+            losses["ctc"] = self.weights["ctc"] * ctc_loss
+            logging_output["ctc_loss"] = ctc_loss.data
+        if self.weights["asr"] > 0:
+            if "asr_out" not in extra:
+                raise ValueError("--asr-weight > 0 needs a model with an ASR decoder")
+            asr_loss, asr_nll = self._cross_entropy(
+                extra["asr_out"][0], sample["transcript"], self.src_pad
+            )
+            losses["asr"] = self.weights["asr"] * asr_loss
+            logging_output["asr_loss"] = asr_loss.data
+            logging_output["asr_nll_loss"] = asr_nll.data
+        logging_output["loss"] = sum(loss.data for loss in losses.values())
+        logging_output["nll_loss"] = st_nll.data
+        return losses, sample_size, logging_output
+
+    def forward(self, model, sample, reduce: bool = True):
+        losses, sample_size, logging_output = self.compute_task_losses(model, sample)
+        return sum(losses.values()), sample_size, logging_output
+
+    def _cross_entropy(self, logits: Tensor, target: Tensor, pad: int) -> tuple[Tensor, Tensor]:
+        lprobs = F.log_softmax(logits, dim=-1, dtype=torch.float32)
+        return label_smoothed_nll_loss(
+            lprobs.view(-1, lprobs.size(-1)), target.view(-1), self.eps, ignore_index=pad
+        )
+
+    def _ctc(self, extra: dict, sample: dict) -> Tensor:
+        if "ctc_logits" not in extra:
+            raise ValueError("--ctc-weight > 0 needs a model with a CTC head")
+        lprobs = F.log_softmax(extra["ctc_logits"].float(), dim=-1)  # T x B x V
+        transcript = sample["transcript"]
+        keep = (transcript != self.src_pad) & (transcript != self.src_eos)
+        with torch.backends.cudnn.flags(enabled=False):
+            return F.ctc_loss(
+                lprobs,
+                transcript[keep],
+                extra["encoder_lengths"],
+                keep.sum(dim=1),
+                blank=self.blank_idx,
+                reduction="sum",
+                zero_infinity=True,
+            )
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        def total(key: str) -> float:
+            return float(sum(log.get(key, 0) for log in logging_outputs))
+
+        sample_size = total("sample_size")
+        ntokens = total("ntokens")
+        transcript_ntokens = total("transcript_ntokens")
+        ln2 = math.log(2)
+        metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / ln2, sample_size, round=3)
+        metrics.log_scalar("nll_loss", total("nll_loss") / max(ntokens, 1) / ln2, ntokens, round=3)
+        metrics.log_derived("ppl", lambda meters: 2 ** meters["nll_loss"].avg)
+        metrics.log_scalar("st_loss", total("st_loss") / max(ntokens, 1) / ln2, ntokens, round=3)
+        metrics.log_scalar(
+            "st_nll_loss", total("st_nll_loss") / max(ntokens, 1) / ln2, ntokens, round=3
+        )
+        for key in ("ctc_loss", "asr_loss", "asr_nll_loss"):
+            if any(key in log for log in logging_outputs):
+                value = total(key) / max(transcript_ntokens, 1) / ln2
+                metrics.log_scalar(key, value, transcript_ntokens, round=3)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True

@@ -1,0 +1,172 @@
+"""The registered task ``speech_to_text_multitask``: ST with CTC and ASR auxiliary targets.
+
+Extends fairseq's ``SpeechToTextTask`` (manifests, data config, target dictionary, generator for
+``fairseq-generate``) with an English source dictionary, batches that carry the transcript, a
+``train_step`` that hands the criterion's per-task losses to the conflict-aware backward of
+``fairseq_mgcm.optim``, and sacrebleu BLEU on validation (``--eval-bleu``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from argparse import Namespace
+from pathlib import Path
+
+import torch
+from fairseq import utils
+from fairseq.data import Dictionary
+from fairseq.data.audio.data_cfg import S2TDataConfig
+from fairseq.optim.amp_optimizer import AMPOptimizer
+from fairseq.tasks import FairseqTask, register_task
+from fairseq.tasks.speech_to_text import SpeechToTextTask
+
+from fairseq_mgcm.data.multitask_dataset import build_src_bpe, load_transcript_dataset
+from fairseq_mgcm.tasks._bleu import bleu_logging_output, reduce_bleu
+from fairseq_mgcm.tasks.config import SpeechToTextMultitaskConfig
+
+logger = logging.getLogger(__name__)
+
+
+def _load_dictionary(data_cfg: S2TDataConfig, key: str, config_path: Path) -> Dictionary:
+    filename = data_cfg.config.get(key)
+    if filename is None:
+        raise ValueError(f"{config_path}: missing key '{key}' (a fairseq dictionary file)")
+    path = data_cfg.root / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"{config_path}: '{key}' names {path}, which does not exist")
+    return Dictionary.load(path.as_posix())
+
+
+def _resolve_data_paths(data_cfg: S2TDataConfig) -> None:
+    """Make the paths fairseq leaves relative to the working directory relative to the data
+    directory instead: the TSV ``audio`` column (via ``audio_root``) and the CMVN statistics."""
+    config = data_cfg.config
+    config.setdefault("audio_root", data_cfg.root.as_posix())
+    cmvn = config.get("global_cmvn")
+    if cmvn is not None and "stats_npz_path" in cmvn:
+        path = Path(cmvn["stats_npz_path"])
+        cmvn["stats_npz_path"] = (path if path.is_absolute() else data_cfg.root / path).as_posix()
+
+
+@register_task("speech_to_text_multitask", dataclass=SpeechToTextMultitaskConfig)
+class SpeechToTextMultitaskTask(SpeechToTextTask):
+    """Speech translation (German target) with the English transcript as auxiliary target.
+
+    ``source_dictionary`` stays None as in fairseq's speech tasks (the source is audio, and
+    ``fairseq-generate`` would try to print it as tokens); the English dictionary is
+    ``transcript_dictionary``.
+    """
+
+    cfg: SpeechToTextMultitaskConfig
+    add_args = classmethod(FairseqTask.add_args.__func__)  # options from the dataclass
+
+    def __init__(
+        self, cfg: SpeechToTextMultitaskConfig, tgt_dict: Dictionary, src_dict: Dictionary
+    ) -> None:
+        super().__init__(cfg, tgt_dict)
+        self.cfg = cfg
+        self.src_dict = src_dict
+        self.sequence_generator = None
+        self._conflict_backward = None
+        _resolve_data_paths(self.data_cfg)
+
+    @classmethod
+    def setup_task(cls, cfg: SpeechToTextMultitaskConfig, **kwargs) -> "SpeechToTextMultitaskTask":
+        config_path = Path(cfg.data) / cfg.config_yaml
+        data_cfg = S2TDataConfig(config_path)
+        tgt_dict = _load_dictionary(data_cfg, "vocab_filename", config_path)
+        src_dict = _load_dictionary(data_cfg, "src_vocab_filename", config_path)
+        logger.info(f"target dictionary: {len(tgt_dict)} types, source: {len(src_dict)} types")
+        return cls(cfg, tgt_dict, src_dict)
+
+    @property
+    def transcript_dictionary(self) -> Dictionary:
+        return self.src_dict
+
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs) -> None:
+        self.datasets[split] = load_transcript_dataset(
+            root=self.cfg.data,
+            data_cfg=self.data_cfg,
+            splits=split,
+            tgt_dict=self.tgt_dict,
+            src_dict=self.src_dict,
+            is_train_split=split.startswith("train"),
+        )
+
+    def build_model(self, cfg, from_checkpoint: bool = False):
+        model = FairseqTask.build_model(self, cfg, from_checkpoint)
+        if self.cfg.eval_bleu:
+            gen_args = Namespace(**json.loads(self.cfg.eval_bleu_args))
+            self.sequence_generator = self.build_generator([model], gen_args)
+            self.bleu_bpe = self.build_bpe(None)
+        return model
+
+    def build_src_bpe(self):
+        """The English SentencePiece tokenizer of the transcripts (None if not configured)."""
+        return build_src_bpe(self.data_cfg)
+
+    # ---------------------------------------------------------------- training
+
+    def conflict_backward(self):
+        """The ``fairseq_mgcm.optim.ConflictAwareBackward`` configured by ``--conflict-*``."""
+        if self._conflict_backward is None:
+            try:
+                from fairseq_mgcm.optim import ConflictAwareBackward
+            except ImportError:  # TEMPORARY: until the engine lands; plain sum for method none
+                if self.cfg.conflict_method != "none":
+                    raise
+                return lambda optimizer, model, losses, primary: optimizer.backward(
+                    sum(losses.values())
+                )
+
+            self._conflict_backward = ConflictAwareBackward(
+                method=self.cfg.conflict_method,
+                granularity=self.cfg.conflict_granularity,
+                aux_mode=self.cfg.conflict_aux_mode,
+                telemetry_jsonl=self.cfg.conflict_telemetry_jsonl,
+                seed=self.cfg.seed,
+            )
+        return self._conflict_backward
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        """One forward pass for all tasks, then the conflict-aware backward of their losses."""
+        model.train()
+        model.set_num_updates(update_num)
+        with torch.autograd.profiler.record_function("forward"):
+            with torch.autocast("cuda", enabled=isinstance(optimizer, AMPOptimizer)):
+                losses, sample_size, logging_output = criterion.compute_task_losses(model, sample)
+        if ignore_grad:
+            losses = {name: loss * 0 for name, loss in losses.items()}
+        with torch.autograd.profiler.record_function("backward"):
+            self.conflict_backward()(optimizer, model, losses, primary="st")
+        return sum(loss.detach() for loss in losses.values()), sample_size, logging_output
+
+    # ---------------------------------------------------------------- validation
+
+    def valid_step(self, sample, model, criterion):
+        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        if self.cfg.eval_bleu:
+            logging_output.update(self._bleu_stats(sample, model))
+        return loss, sample_size, logging_output
+
+    def _bleu_stats(self, sample, model) -> dict[str, float]:
+        def detok(tokens: torch.Tensor, unk: str) -> str:
+            text = self.tgt_dict.string(tokens.int().cpu(), unk_string=unk)
+            return self.bleu_bpe.decode(text) if self.bleu_bpe is not None else text
+
+        gen_out = self.inference_step(self.sequence_generator, [model], sample)
+        hyps, refs = [], []
+        for i, hypos in enumerate(gen_out):
+            hyps.append(detok(hypos[0]["tokens"], "UNKNOWNTOKENINHYP"))
+            target = utils.strip_pad(sample["target"][i], self.tgt_dict.pad())
+            refs.append(detok(target, "UNKNOWNTOKENINREF"))
+        if self.cfg.eval_bleu_print_samples and hyps:
+            logger.info(f"example hypothesis: {hyps[0]}")
+            logger.info(f"example reference: {refs[0]}")
+        return bleu_logging_output(hyps, refs)
+
+    def reduce_metrics(self, logging_outputs, criterion) -> None:
+        super().reduce_metrics(logging_outputs, criterion)
+        if self.cfg.eval_bleu:
+            reduce_bleu(logging_outputs)
