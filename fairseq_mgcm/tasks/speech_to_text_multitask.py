@@ -22,6 +22,7 @@ from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.speech_to_text import SpeechToTextTask
 
 from fairseq_mgcm.data.multitask_dataset import build_src_bpe, load_transcript_dataset
+from fairseq_mgcm.optim import ConflictAwareBackward
 from fairseq_mgcm.tasks._bleu import bleu_logging_output, reduce_bleu
 from fairseq_mgcm.tasks.config import SpeechToTextMultitaskConfig
 
@@ -108,18 +109,9 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
 
     # ---------------------------------------------------------------- training
 
-    def conflict_backward(self):
-        """The ``fairseq_mgcm.optim.ConflictAwareBackward`` configured by ``--conflict-*``."""
+    def conflict_backward(self) -> ConflictAwareBackward:
+        """The conflict-aware backward configured by ``--conflict-*`` (built on first use)."""
         if self._conflict_backward is None:
-            try:
-                from fairseq_mgcm.optim import ConflictAwareBackward
-            except ImportError:  # TEMPORARY: until the engine lands; plain sum for method none
-                if self.cfg.conflict_method != "none":
-                    raise
-                return lambda optimizer, model, losses, primary: optimizer.backward(
-                    sum(losses.values())
-                )
-
             self._conflict_backward = ConflictAwareBackward(
                 method=self.cfg.conflict_method,
                 granularity=self.cfg.conflict_granularity,
@@ -133,13 +125,17 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
         """One forward pass for all tasks, then the conflict-aware backward of their losses."""
         model.train()
         model.set_num_updates(update_num)
-        with torch.autograd.profiler.record_function("forward"):
-            with torch.autocast("cuda", enabled=isinstance(optimizer, AMPOptimizer)):
-                losses, sample_size, logging_output = criterion.compute_task_losses(model, sample)
-        if ignore_grad:
-            losses = {name: loss * 0 for name, loss in losses.items()}
-        with torch.autograd.profiler.record_function("backward"):
-            self.conflict_backward()(optimizer, model, losses, primary="st")
+        conflict_backward = self.conflict_backward()
+        with conflict_backward.ddp_scope(model):
+            with torch.autograd.profiler.record_function("forward"):
+                with torch.autocast("cuda", enabled=isinstance(optimizer, AMPOptimizer)):
+                    losses, sample_size, logging_output = criterion.compute_task_losses(
+                        model, sample
+                    )
+            if ignore_grad:
+                losses = {name: loss * 0 for name, loss in losses.items()}
+            with torch.autograd.profiler.record_function("backward"):
+                conflict_backward(optimizer, model, losses, primary="st", update_num=update_num)
         return sum(loss.detach() for loss in losses.values()), sample_size, logging_output
 
     # ---------------------------------------------------------------- validation
