@@ -1,0 +1,194 @@
+"""Read and validate MuST-C v1.0 triplets (``<split>.yaml``, ``.en``, ``.de``) and their wavs.
+
+Everything is checked before any output is written, so bad input fails in seconds with the
+file and line to fix rather than hours into feature extraction. Audio itself is not loaded
+here; only each wav's header is read (``soundfile.info``).
+"""
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import soundfile as sf
+import yaml
+
+from fairseq_mgcm.data.errors import CorpusError, where
+
+try:  # the MuST-C train yaml has ~230k entries: the C loader is ~10x faster
+    from yaml import CSafeLoader as _YamlLoader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _YamlLoader
+
+SAMPLE_RATE = 16000
+END_TOLERANCE_S = 0.05  # segments may overrun their wav by this much (rounded offsets)
+MIN_DURATION_S = 0.025  # one 25 ms fbank window
+_REQUIRED_KEYS = ("duration", "offset", "speaker_id", "wav")
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: str  # "<talk>_<index>", the index counting within the talk as fairseq's prep does
+    offset: float
+    duration: float
+    speaker: str
+    src_text: str
+    tgt_text: str
+    yaml_line: int
+
+
+@dataclass
+class Talk:
+    name: str  # wav file stem
+    wav: Path
+    first_line: int  # yaml line of the talk's first segment, for error messages
+    segments: list[Segment] = field(default_factory=list)
+    sample_rate: int = SAMPLE_RATE
+    channels: int = 1
+    frames: int = 0
+
+
+@dataclass
+class SplitData:
+    name: str
+    yaml_path: Path
+    src_path: Path
+    tgt_path: Path
+    talks: list[Talk]
+
+    @property
+    def segments(self) -> list[Segment]:
+        return [seg for talk in self.talks for seg in talk.segments]
+
+    @property
+    def input_files(self) -> list[Path]:
+        return [self.yaml_path, self.src_path, self.tgt_path] + [t.wav for t in self.talks]
+
+
+def find_lang_dir(mustc_root: Path, src_lang: str = "en", tgt_lang: str = "de") -> Path:
+    """Accept either the MuST-C root (containing ``en-de/``) or ``en-de/`` itself."""
+    mustc_root = Path(mustc_root)
+    for candidate in (mustc_root / f"{src_lang}-{tgt_lang}", mustc_root):
+        if (candidate / "data").is_dir():
+            return candidate
+    raise CorpusError(f"{mustc_root}: not a MuST-C directory (expected "
+                      f"{mustc_root / f'{src_lang}-{tgt_lang}' / 'data'})")
+
+
+def _read_text_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise CorpusError(f"{path}: file not found")
+    try:
+        with open(path, encoding="utf-8", newline="\n") as f:
+            return [line.rstrip("\r\n") for line in f]
+    except (OSError, UnicodeDecodeError) as e:
+        raise CorpusError(f"{path}: cannot read ({e})") from e
+
+
+def _read_yaml(path: Path) -> tuple[list, list[int]]:
+    """The yaml entries and the line each one starts on."""
+    if not path.is_file():
+        raise CorpusError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+        entries = yaml.load(text, Loader=_YamlLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise CorpusError(f"{where(path, line)}: invalid yaml ({getattr(e, 'problem', e)})") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise CorpusError(f"{path}: cannot read ({e})") from e
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise CorpusError(f"{path}: expected a yaml list of segments")
+    lines = [i + 1 for i, line in enumerate(text.splitlines()) if line.lstrip().startswith("-")]
+    if len(lines) != len(entries):  # not one entry per line: fall back to entry numbers
+        lines = list(range(1, len(entries) + 1))
+    return entries, lines
+
+
+def _check_counts(yaml_path: Path, n_yaml: int, texts: dict[Path, list[str]]) -> None:
+    for path, lines in texts.items():
+        if len(lines) != n_yaml:
+            first_bad = min(len(lines), n_yaml) + 1
+            raise CorpusError(
+                f"{path} has {len(lines)} lines but {yaml_path} has {n_yaml} segments; they "
+                f"must be line-aligned (first unmatched line: {first_bad})"
+            )
+
+
+def _number(entry: dict, key: str, yaml_path: Path, line: int) -> float:
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CorpusError(f"{where(yaml_path, line)}: '{key}' must be a number, got {value!r}")
+    return float(value)
+
+
+def read_split(
+    lang_dir: Path, split: str, src_lang: str = "en", tgt_lang: str = "de",
+    drop_empty: bool = False,
+) -> SplitData:
+    """Read and check one split's triplets; group segments by talk (in order of appearance)."""
+    txt_dir = lang_dir / "data" / split / "txt"
+    yaml_path = txt_dir / f"{split}.yaml"
+    src_path, tgt_path = txt_dir / f"{split}.{src_lang}", txt_dir / f"{split}.{tgt_lang}"
+    entries, lines = _read_yaml(yaml_path)
+    src_lines, tgt_lines = _read_text_lines(src_path), _read_text_lines(tgt_path)
+    _check_counts(yaml_path, len(entries), {src_path: src_lines, tgt_path: tgt_lines})
+    if not entries:
+        raise CorpusError(f"{yaml_path}: no segments")
+    talks: dict[str, Talk] = {}
+    dropped = 0
+    for entry, line, src, tgt in zip(entries, lines, src_lines, tgt_lines):
+        if not isinstance(entry, dict) or any(k not in entry for k in _REQUIRED_KEYS):
+            raise CorpusError(f"{where(yaml_path, line)}: expected a mapping with keys "
+                              f"{', '.join(_REQUIRED_KEYS)}, got {entry!r}")
+        src, tgt = " ".join(src.split()), " ".join(tgt.split())
+        empty = [p for p, text in ((src_path, src), (tgt_path, tgt)) if not text]
+        if empty:
+            if drop_empty:
+                dropped += 1
+                continue
+            raise CorpusError(f"{where(empty[0], line)}: empty text line (pass --drop-empty "
+                              f"to skip such segments)")
+        offset = _number(entry, "offset", yaml_path, line)
+        duration = _number(entry, "duration", yaml_path, line)
+        if offset < 0 or duration < MIN_DURATION_S:
+            raise CorpusError(f"{where(yaml_path, line)}: bad segment (offset {offset}, "
+                              f"duration {duration}; need offset >= 0, duration >= "
+                              f"{MIN_DURATION_S} s)")
+        wav_name = str(entry["wav"])
+        talk = talks.get(wav_name)
+        if talk is None:
+            talk = talks[wav_name] = Talk(Path(wav_name).stem, lang_dir / "data" / split / "wav"
+                                          / wav_name, line)
+        segment_id = f"{talk.name}_{len(talk.segments)}"
+        talk.segments.append(Segment(segment_id, offset, duration, str(entry["speaker_id"]),
+                                     src, tgt, line))
+    if dropped:
+        print(f"warning: {yaml_path}: dropped {dropped} segments with empty text",
+              file=sys.stderr)
+    split_data = SplitData(split, yaml_path, src_path, tgt_path, list(talks.values()))
+    for talk in split_data.talks:
+        _check_audio(talk, yaml_path)
+    return split_data
+
+
+def _check_audio(talk: Talk, yaml_path: Path) -> None:
+    """Read the wav header; refuse segments that end clearly past the end of the audio."""
+    if not talk.wav.is_file():
+        raise CorpusError(f"{talk.wav}: wav file not found (referenced at "
+                          f"{where(yaml_path, talk.first_line)})")
+    try:
+        info = sf.info(str(talk.wav))
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise CorpusError(f"{talk.wav}: unreadable audio ({e}); referenced at "
+                          f"{where(yaml_path, talk.first_line)}") from e
+    talk.sample_rate, talk.channels, talk.frames = info.samplerate, info.channels, info.frames
+    length = info.frames / info.samplerate
+    for seg in talk.segments:
+        end = seg.offset + seg.duration
+        if end > length + END_TOLERANCE_S:
+            raise CorpusError(
+                f"{where(yaml_path, seg.yaml_line)}: segment {seg.id} ends at {end:.3f} s, past "
+                f"the end of {talk.wav} ({length:.3f} s)"
+            )

@@ -1,0 +1,91 @@
+"""Where the corpus maker's sentences come from: the built-in grammar or a parallel text pair.
+
+Both sources return ``{split: [(english, german), ...]}``. Held-out splits never repeat a
+training sentence: the grammar deduplicates by construction, and text files are deduplicated
+before they are split.
+"""
+import gzip
+import random
+from pathlib import Path
+
+from fairseq_mgcm.data.errors import CorpusError, where
+from fairseq_mgcm.data.grammar import generate_pairs
+
+SPLITS = ("train", "dev", "tst-COMMON")
+
+
+def grammar_splits(n_train: int, n_dev: int, n_test: int, seed: int) -> dict[str, list]:
+    """Distinct grammar sentences: the first ``n_dev`` go to dev, the next to tst-COMMON."""
+    pairs = generate_pairs(n_train + n_dev + n_test, seed=seed)
+    return {"dev": pairs[:n_dev], "tst-COMMON": pairs[n_dev:n_dev + n_test],
+            "train": pairs[n_dev + n_test:]}
+
+
+def _open_text(path: Path):
+    if not path.is_file():
+        raise CorpusError(f"{path}: text file not found")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _read_lines(path: Path, max_lines: int | None) -> list[str]:
+    lines = []
+    try:
+        with _open_text(path) as f:
+            for line_no, line in enumerate(f, start=1):
+                if max_lines is not None and line_no > max_lines:
+                    break
+                text = " ".join(line.split())  # also removes tabs, which the TSVs cannot hold
+                if not text:
+                    raise CorpusError(f"{where(path, line_no)}: empty text line")
+                lines.append(text)
+    except (OSError, UnicodeDecodeError, EOFError) as e:
+        raise CorpusError(f"{path}: cannot read text ({e})") from e
+    return lines
+
+
+def read_parallel_text(src: Path, tgt: Path, max_sentences: int | None = None) -> list:
+    """Line-aligned (source, target) pairs from two text files (``.gz`` allowed)."""
+    src_lines = _read_lines(src, max_sentences)
+    tgt_lines = _read_lines(tgt, max_sentences)
+    if len(src_lines) != len(tgt_lines):
+        short, n = (src, len(src_lines)) if len(src_lines) < len(tgt_lines) else (tgt, len(tgt_lines))
+        raise CorpusError(
+            f"{src} has {len(src_lines)} lines but {tgt} has {len(tgt_lines)}; they must be "
+            f"line-aligned ({where(short, n + 1)} is the first line without a partner)"
+        )
+    if not src_lines:
+        raise CorpusError(f"{src}: no text lines")
+    return list(zip(src_lines, tgt_lines))
+
+
+def text_splits(
+    pairs: list, split: str, n_dev: int, n_test: int, seed: int
+) -> dict[str, list]:
+    """Assign text pairs to splits.
+
+    ``split="all"``: deduplicate, shuffle with ``seed``, then ``n_dev`` to dev, ``n_test`` to
+    tst-COMMON and the rest to train. Any other value puts every pair, in file order, into that
+    one split (e.g. Multi30k's own val file as dev).
+    """
+    if split != "all":
+        if split not in SPLITS:
+            raise CorpusError(f"--split must be 'all' or one of {', '.join(SPLITS)}, not {split!r}")
+        return {split: list(pairs)}
+    seen_src: set[str] = set()
+    seen_tgt: set[str] = set()
+    unique = []
+    for src, tgt in pairs:
+        if src not in seen_src and tgt not in seen_tgt:
+            seen_src.add(src)
+            seen_tgt.add(tgt)
+            unique.append((src, tgt))
+    random.Random(seed).shuffle(unique)
+    if n_dev + n_test >= len(unique):
+        raise CorpusError(
+            f"only {len(unique)} distinct sentence pairs; cannot hold out {n_dev} dev and "
+            f"{n_test} test pairs and keep any for training (lower --n-dev/--n-test)"
+        )
+    return {"dev": unique[:n_dev], "tst-COMMON": unique[n_dev:n_dev + n_test],
+            "train": unique[n_dev + n_test:]}

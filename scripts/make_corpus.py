@@ -1,0 +1,74 @@
+#!/usr/bin/env python
+"""Make a speech translation corpus in MuST-C v1.0 layout, spoken by espeak-ng.
+
+Inputs: nothing (the built-in English->German grammar, default) or two line-aligned text
+files (--src-text English, --tgt-text German; .gz allowed).
+Outputs: OUT/en-de/data/{train,dev,tst-COMMON}/wav/<talk>.wav (16 kHz mono) and
+OUT/en-de/data/<split>/txt/<split>.{yaml,en,de}; OUT/en-de/.work holds resume records.
+Re-running re-uses finished talks. Bad input exits with code 2 and names the file and line.
+
+Usage:
+  python scripts/make_corpus.py --out corpus [--n-train 4000 --n-dev 200 --n-test 200] [--jobs 2]
+  python scripts/make_corpus.py --out corpus --src-text train.en.gz --tgt-text train.de.gz \
+      --max-sentences 5000 [--split all|train|dev|tst-COMMON]
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from fairseq_mgcm.data.corpus import write_corpus
+from fairseq_mgcm.data.errors import CorpusError
+from fairseq_mgcm.data.text_sources import SPLITS, grammar_splits, read_parallel_text, text_splits
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="corpus root (MuST-C root)")
+    parser.add_argument("--src-text", type=Path, help="English text, one sentence per line")
+    parser.add_argument("--tgt-text", type=Path, help="German text, line-aligned with --src-text")
+    parser.add_argument("--max-sentences", type=int, help="read at most this many lines")
+    parser.add_argument("--split", default="all", choices=("all",) + SPLITS,
+                        help="with text files: 'all' splits them into train/dev/tst-COMMON; a "
+                        "split name puts every line into that split")
+    parser.add_argument("--n-train", type=int, default=4000, help="grammar: train sentences")
+    parser.add_argument("--n-dev", type=int, default=200, help="dev sentences")
+    parser.add_argument("--n-test", type=int, default=200, help="tst-COMMON sentences")
+    parser.add_argument("--utts-per-talk", type=int, default=10,
+                        help="sentences spoken in one talk wav")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="synthesis processes")
+    parser.add_argument("--progress-every", type=int, default=500,
+                        help="print a progress line every N utterances")
+    args = parser.parse_args(argv)
+    if (args.src_text is None) != (args.tgt_text is None):
+        parser.error("--src-text and --tgt-text go together")
+    for flag in ("n_train", "n_dev", "n_test", "utts_per_talk", "jobs", "progress_every"):
+        if getattr(args, flag) < (1 if flag in ("utts_per_talk", "jobs", "progress_every") else 0):
+            parser.error(f"--{flag.replace('_', '-')} is out of range: {getattr(args, flag)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.src_text is None:
+            if args.split != "all":
+                splits = {args.split: grammar_splits(args.n_train, args.n_dev, args.n_test,
+                                                     args.seed)[args.split]}
+            else:
+                splits = grammar_splits(args.n_train, args.n_dev, args.n_test, args.seed)
+        else:
+            pairs = read_parallel_text(args.src_text, args.tgt_text, args.max_sentences)
+            splits = text_splits(pairs, args.split, args.n_dev, args.n_test, args.seed)
+        splits = {name: pairs for name, pairs in splits.items() if pairs}
+        write_corpus(args.out, splits, args.utts_per_talk, args.seed, args.jobs,
+                     args.progress_every)
+    except CorpusError as e:
+        print(f"make_corpus.py: error: {e}", file=sys.stderr)
+        return 2
+    print(f"corpus written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
