@@ -6,9 +6,17 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from fairseq_mgcm.conflict._discard import Discard
+from fairseq_mgcm.conflict._graph import HeldBytes
+from fairseq_mgcm.conflict._mgcm import MGCM
 from fairseq_mgcm.conflict._none import plain_backward
 from fairseq_mgcm.conflict._partition import GRANULARITIES, Group, describe, partition
+from fairseq_mgcm.conflict._pcgrad import PCGrad
+from fairseq_mgcm.conflict._rule import GroupRule
+from fairseq_mgcm.conflict._stash import stash_backward
 from fairseq_mgcm.conflict._stats import ConflictStats
+from fairseq_mgcm.conflict._streaming import streaming_backward
+from fairseq_mgcm.conflict._sums import to_records
 
 METHODS = ("none", "mgcm", "pcgrad", "discard")
 AUX_MODES = ("separate", "combined")
@@ -75,7 +83,26 @@ class ConflictEngine:
         _check_losses(losses, primary)
         if self.method == "none":
             return plain_backward(losses, primary)
-        raise NotImplementedError(f"method {self.method!r} is not implemented yet")
+        live = {name: loss for name, loss in losses.items() if loss.requires_grad}
+        if self.method == "pcgrad":
+            params = [p for group in self.groups for _, p in group.params]
+            records, held = PCGrad()(params, live, primary, self._generator)
+            return ConflictStats("pcgrad", primary, records, held, passes=len(live))
+        aux = {name: loss for name, loss in live.items() if name != primary}
+        if primary not in live or not aux:
+            return plain_backward(live, primary)
+        if self.aux_mode == "combined" and len(aux) > 1:
+            aux = {"+".join(aux): sum(aux.values())}
+        rule: GroupRule = MGCM() if self.method == "mgcm" else Discard()
+        held = HeldBytes()
+        fresh = all(p.grad is None for group in self.groups for _, p in group.params)
+        if len(aux) == 1 and fresh:
+            [(task, aux_loss)] = aux.items()
+            sums = streaming_backward(self.groups, rule, live[primary], task, aux_loss, held)
+        else:
+            sums = stash_backward(self.groups, rule, live[primary], aux, held)
+        return ConflictStats(self.method, primary, to_records(sums, primary), held.peak,
+                             passes=1 + len(aux))
 
 
 def _check_losses(losses: Mapping[str, Tensor], primary: str) -> None:

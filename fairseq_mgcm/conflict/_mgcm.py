@@ -1,0 +1,27 @@
+"""MGCM: modular gradient conflict mitigation (Liu et al. 2024, arXiv:2409.15911)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from fairseq_mgcm.conflict._rule import GroupRule
+
+
+class MGCM(GroupRule):
+    """Project a conflicting auxiliary gradient onto the normal plane of the primary one.
+
+    On a group (module) ``m`` with primary gradient ``p_m`` and auxiliary gradient ``g_m``::
+
+        g_m <- g_m - min(0, <g_m, p_m>) / ||p_m||^2 * p_m
+
+    so ``alpha = 1`` and ``beta = -<g_m, p_m> / ||p_m||^2`` when they conflict, ``beta = 0``
+    otherwise. Afterwards ``<g_m, p_m> = 0 >= 0``: the auxiliary task no longer pulls against the
+    primary one on that module, and the primary gradient itself is never changed.
+    """
+
+    name = "mgcm"
+
+    def _coefficients(self, dot: Tensor, primary_sq: Tensor, conflict: Tensor) -> tuple[Tensor, Tensor]:
+        safe_sq = torch.where(conflict, primary_sq, torch.ones_like(primary_sq))
+        beta = torch.where(conflict, -dot / safe_sq, torch.zeros_like(dot))
+        return torch.ones_like(dot), beta

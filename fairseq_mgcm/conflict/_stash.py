@@ -1,0 +1,133 @@
+"""Several auxiliary gradients, or gradients already in ``.grad``: one stash of shared primary
+gradients.
+
+Order: the primary backward first; its pre-hooks keep the incoming primary gradient ``p`` of
+every parameter in a group that some auxiliary also reaches (autograd's own tensor, no copy)
+and sum ``||p||^2`` per group. Then one backward per auxiliary ``t``: pre-hooks add
+``<g_t, p>`` and ``||g_t||^2`` per group; when the last parameter of the group that ``t``
+reaches has been accumulated, ``.grad += beta_t * p`` on the group (and, for rules that drop
+gradients, ``.grad += (alpha_t - 1) * g_t``, which needs ``g_t`` kept until then). A group's
+stash is released after the last auxiliary that reaches it. Extra memory: one stash of the
+primary gradients of the groups shared with an auxiliary.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+
+from fairseq_mgcm.conflict._graph import HeldBytes, reachable_leaves, same_storage
+from fairseq_mgcm.conflict._partition import Group
+from fairseq_mgcm.conflict._rule import GroupRule
+from fairseq_mgcm.conflict._sums import Hooks, PairSums
+
+
+class _StashedGroup:
+    def __init__(
+        self, group: Group, rule: GroupRule, primary: list[nn.Parameter],
+        tasks: dict[str, list[nn.Parameter]], held: HeldBytes,
+    ) -> None:
+        self.tasks = tasks
+        self.sums = {task: PairSums(group, task) for task in tasks}
+        self._rule = rule
+        self._primary = primary
+        self._held = held
+        self._stash: dict[int, Tensor] = {}
+        self._primary_sq = PairSums(group, "")
+        self._aux_held: dict[int, Tensor] = {}
+        self._arrived = dict.fromkeys(tasks, 0)
+        self._finished: set[str] = set()
+
+    def on_primary(self, param: nn.Parameter, grad: Tensor) -> None:
+        self._stash[id(param)] = grad
+        self._held.hold(grad)
+        self._primary_sq.add_primary(grad)
+
+    def after_primary(self) -> None:
+        """Guard: if ``.grad`` adopted a stashed tensor, later passes would add into the stash."""
+        for param in self._primary:
+            p = self._stash.get(id(param))
+            if p is not None and param.grad is not None and same_storage(param.grad, p):
+                self._stash[id(param)] = p.clone()
+
+    def on_aux(self, task: str, param: nn.Parameter, grad: Tensor) -> None:
+        self.sums[task].add_aux(grad, self._stash.get(id(param)))
+        if self._rule.drops_auxiliary:
+            self._aux_held[id(param)] = grad
+            self._held.hold(grad)
+
+    def on_aux_accumulated(self, task: str) -> None:
+        self._arrived[task] += 1
+        if self._arrived[task] == len(self.tasks[task]):
+            self.finish(task)
+
+    def finish(self, task: str) -> None:
+        if task in self._finished:
+            return
+        self._finished.add(task)
+        sums = self.sums[task]
+        sums.primary_sq = self._primary_sq.primary_sq
+        if sums.primary_sq is not None:
+            alpha, beta = self._rule(sums.dot_or_zero(), sums.primary_sq)
+            for param in self._primary:
+                p = self._stash.get(id(param))
+                if p is not None:
+                    param.grad.addcmul_(p, beta)
+            for param in self.tasks[task]:
+                g = self._aux_held.get(id(param))
+                if g is not None:
+                    grad = param.grad
+                    if same_storage(grad, g):
+                        grad.mul_(alpha)
+                    else:
+                        grad.addcmul_(g, alpha - 1)
+        for g in self._aux_held.values():
+            self._held.release(g)
+        self._aux_held.clear()
+        if len(self._finished) == len(self.tasks):
+            for p in self._stash.values():
+                self._held.release(p)
+            self._stash.clear()
+
+
+def stash_backward(
+    groups: tuple[Group, ...], rule: GroupRule, primary_loss: Tensor,
+    aux_losses: Mapping[str, Tensor], held: HeldBytes,
+) -> list[PairSums]:
+    """``1 + len(aux_losses)`` passes; ``.grad`` may hold earlier micro-batches."""
+    reached_primary = reachable_leaves(primary_loss)
+    reached = {task: reachable_leaves(loss) for task, loss in aux_losses.items()}
+    states: list[_StashedGroup] = []
+    for group in groups:
+        primary = [p for _, p in group.params if id(p) in reached_primary]
+        tasks = {
+            task: [p for _, p in group.params if id(p) in leaves] for task, leaves in reached.items()
+        }
+        tasks = {task: params for task, params in tasks.items() if params}
+        if primary and tasks:
+            states.append(_StashedGroup(group, rule, primary, tasks, held))
+
+    hooks = Hooks()
+    for state in states:
+        for p in state._primary:
+            hooks.add(p, state.on_primary, None)
+    with hooks.active():
+        primary_loss.backward(retain_graph=True)
+    for state in states:
+        state.after_primary()
+
+    names = list(aux_losses)
+    for i, task in enumerate(names):
+        involved = [state for state in states if task in state.tasks]
+        for state in involved:
+            for p in state.tasks[task]:
+                hooks.add(
+                    p,
+                    lambda param, grad, s=state, t=task: s.on_aux(t, param, grad),
+                    lambda param, s=state, t=task: s.on_aux_accumulated(t),
+                )
+        with hooks.active():
+            aux_losses[task].backward(retain_graph=i < len(names) - 1)
+        for state in involved:
+            state.finish(task)
+    return [sums for state in states for sums in state.sums.values()]
