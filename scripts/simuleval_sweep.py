@@ -3,7 +3,7 @@
 
 Inputs: a checkpoint, its prepared data directory (``config.yaml``, CMVN, SentencePiece models and
 ``simuleval/<split>/{source,target}.txt``, see docs/architecture.md section 2).
-Outputs: one SimulEval output directory per (k, segment size) under ``--out-dir``
+Outputs: one SimulEval output directory per (k, segment size) under ``--output-dir``
 (``instances.log``, ``scores.tsv``) and a results TSV with one row per run: k, segment size,
 BLEU, AL, LAAL, AP, DAL, ATD, StartOffset, EndOffset and their computation-aware ``_CA``
 variants. The sacrebleu signature is printed.
@@ -15,7 +15,7 @@ SimulEval's own table cannot be trusted for the plain values). A run whose direc
 
 Usage:
     python scripts/simuleval_sweep.py --checkpoint exp/st/checkpoint_best.pt --data-dir data/en-de \\
-        --split tst-COMMON --waitk 3 5 7 9 --segment-sizes 320 640 --out-dir exp/st/simul \\
+        --split tst-COMMON --k 3 5 7 9 --segment-size 320 640 --output-dir exp/st/simul \\
         [--device cuda --fp16] [--max-instances 100] [-- <extra agent/simuleval flags>]
 """
 from __future__ import annotations
@@ -52,14 +52,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     parser.add_argument("--data-dir", type=Path, required=True, help="prepared data directory")
     parser.add_argument("--config-yaml", default="config.yaml", help="data config in --data-dir")
     parser.add_argument("--split", default="tst-COMMON", help="split under <data-dir>/simuleval")
-    parser.add_argument("--waitk", type=int, nargs="+", required=True, help="k values")
-    parser.add_argument(
-        "--segment-sizes", type=int, nargs="+", default=[320], help="source segment sizes (ms)"
-    )
-    parser.add_argument("--out-dir", type=Path, required=True, help="one sub-directory per run")
-    parser.add_argument(
-        "--results", type=Path, default=None, help="results TSV (default: <out-dir>/results.tsv)"
-    )
+    parser.add_argument("--k", "--waitk", dest="k", type=int, nargs="+", required=True,
+                        help="wait-k values (a k beyond the source length reads everything)")
+    parser.add_argument("--segment-size", "--segment-sizes", dest="segment_size", type=int,
+                        nargs="+", default=[320], help="source segment sizes (ms)")
+    parser.add_argument("--output-dir", "--out-dir", dest="output_dir", type=Path, required=True,
+                        help="one sub-directory per run, and results.tsv")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="results TSV (default: <output-dir>/results.tsv)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--fp16", action="store_true", help="run the model in half precision")
     parser.add_argument(
@@ -107,7 +107,7 @@ def simuleval_command(
 
 def run_one(args: argparse.Namespace, k: int, segment_size: int, extra: list[str]) -> Path:
     """Run simuleval for one (k, segment size) unless already done; return its output dir."""
-    output = args.out_dir / f"k{k}_seg{segment_size}"
+    output = args.output_dir / f"k{k}_seg{segment_size}"
     done = output / ".done"
     if done.exists() and not args.force:
         logger.info("k=%d segment=%d ms: done before, re-scoring %s", k, segment_size, output)
@@ -149,7 +149,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     for path in (args.checkpoint, split_dir / "source.txt", split_dir / "target.txt"):
         if not path.is_file():
             raise SystemExit(f"missing input file: {path}")
-    for flag, values in (("--waitk", args.waitk), ("--segment-sizes", args.segment_sizes)):
+    for flag, values in (("--k", args.k), ("--segment-size", args.segment_size)):
         if any(v < 1 for v in values):
             raise SystemExit(f"{flag} values must be >= 1, got {values}")
 
@@ -160,11 +160,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args, extra = parse_args(argv)
     check_inputs(args)
-    results = args.results or args.out_dir / "results.tsv"
+    results = args.results or args.output_dir / "results.tsv"
     rows: list[dict[str, object]] = []
     signature = ""
-    for k in args.waitk:
-        for segment_size in args.segment_sizes:
+    for k in args.k:
+        for segment_size in args.segment_size:
             output = run_one(args, k, segment_size, extra)
             scores, signature = score_log(
                 output / "instances.log", tokenize=args.sacrebleu_tokenizer
