@@ -25,7 +25,10 @@ from torch import Tensor
 
 from fairseq_mgcm.criterions.config import StCtcAsrConfig
 
-TASKS = ("st", "ctc", "asr")
+
+def _log_softmax(logits: Tensor) -> Tensor:
+    """Log-probabilities in at least float32 (fp16 logits are upcast, float64 kept)."""
+    return F.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
 
 
 @register_criterion("st_ctc_asr", dataclass=StCtcAsrConfig)
@@ -42,7 +45,12 @@ class StCtcAsrCriterion(FairseqCriterion):
         self.eps = cfg.label_smoothing
         self.weights = {"st": 1.0, "ctc": cfg.ctc_weight, "asr": cfg.asr_weight}
         self.sentence_avg = cfg.sentence_avg
-        src_dict = task.transcript_dictionary
+        src_dict = getattr(task, "transcript_dictionary", None)
+        if src_dict is None:
+            raise ValueError(
+                "--criterion st_ctc_asr needs a task with transcripts "
+                "(--task speech_to_text_multitask)"
+            )
         self.blank_idx = src_dict.bos()
         self.src_pad = src_dict.pad()
         self.src_eos = src_dict.eos()
@@ -94,7 +102,7 @@ class StCtcAsrCriterion(FairseqCriterion):
         return sum(losses.values()), sample_size, logging_output
 
     def _cross_entropy(self, logits: Tensor, target: Tensor, pad: int) -> tuple[Tensor, Tensor]:
-        lprobs = F.log_softmax(logits, dim=-1, dtype=torch.float32)
+        lprobs = _log_softmax(logits)
         return label_smoothed_nll_loss(
             lprobs.view(-1, lprobs.size(-1)), target.view(-1), self.eps, ignore_index=pad
         )
@@ -102,7 +110,7 @@ class StCtcAsrCriterion(FairseqCriterion):
     def _ctc(self, extra: dict, sample: dict) -> Tensor:
         if "ctc_logits" not in extra:
             raise ValueError("--ctc-weight > 0 needs a model with a CTC head")
-        lprobs = F.log_softmax(extra["ctc_logits"].float(), dim=-1)  # T x B x V
+        lprobs = _log_softmax(extra["ctc_logits"])  # T x B x V
         transcript = sample["transcript"]
         keep = (transcript != self.src_pad) & (transcript != self.src_eos)
         with torch.backends.cudnn.flags(enabled=False):

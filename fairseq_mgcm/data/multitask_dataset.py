@@ -13,6 +13,7 @@ from argparse import Namespace
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from fairseq.data import ConcatDataset, Dictionary, data_utils, encoders
 from fairseq.data.audio.speech_to_text_dataset import (
@@ -63,6 +64,20 @@ class TranscriptSpeechToTextDataset(SpeechToTextDataset):
             transcripts, pad, eos, move_eos_to_beginning=True
         ).index_select(0, order)
         return out
+
+    def batch_by_size(
+        self, indices, max_tokens=None, max_sentences=None, required_batch_size_multiple=1
+    ):
+        """fairseq's batching, but keeping the last batch when its size is not a multiple of
+        ``required_batch_size_multiple``: fairseq drops it, which silently leaves the shortest
+        utterances out of every epoch, validation and ``fairseq-generate``."""
+        batches = list(
+            super().batch_by_size(indices, max_tokens, max_sentences, required_batch_size_multiple)
+        )
+        n_batched = sum(len(batch) for batch in batches)
+        if n_batched < len(indices):  # batches are consecutive runs of ``indices``
+            batches.append(np.asarray(indices[n_batched:], dtype=np.int64))
+        return batches
 
 
 def build_src_bpe(data_cfg: S2TDataConfig):

@@ -56,12 +56,14 @@ class Conv1dSubsampler(nn.Module):
             h = F.glu(conv(F.pad(h, self._padding(k))), dim=1)
         return h.transpose(1, 2), subsampled_lengths(lengths, len(self.conv_layers))
 
-    def init_streaming_state(self, device: torch.device | None = None) -> list[Tensor]:
+    def init_streaming_state(
+        self, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> list[Tensor]:
         """Per layer, the input frames not yet consumed, starting with the left zero padding."""
         if not self.causal:
             raise RuntimeError("streaming subsampling needs a causal subsampler")
         return [
-            torch.zeros(1, conv.in_channels, k - 1, device=device)
+            torch.zeros(1, conv.in_channels, k - 1, device=device, dtype=dtype)
             for conv, k in zip(self.conv_layers, self.kernel_sizes)
         ]
 

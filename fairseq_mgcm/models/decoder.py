@@ -140,6 +140,10 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         n_done = cache["self_k_0"].shape[2] if cache.get("self_k_0") is not None else 0
         tokens = prev_output_tokens[:, n_done:]
         n_new = tokens.shape[1]
+        if n_new == 0:
+            raise ValueError(
+                f"no new target positions: incremental_state already holds all {n_done} tokens"
+            )
 
         positions = torch.arange(n_done, n_done + n_new, device=tokens.device)
         x = self.embed_scale * self.embed_tokens(tokens)

@@ -143,14 +143,17 @@ class WaitkS2TEncoder(FairseqEncoder):
     # ---------------------------------------------------------------- streaming
 
     def init_streaming_state(self, device: torch.device | None = None) -> EncoderStreamingState:
-        device = device or self.layer_norm.weight.device
-        dim = self.layer_norm.weight.shape[0]
-        state = EncoderStreamingState(encoder_out=torch.zeros(0, 1, dim, device=device))
+        weight = self.layer_norm.weight
+        device, dtype = device or weight.device, weight.dtype
+        dim = weight.shape[0]
+        state = EncoderStreamingState(
+            encoder_out=torch.zeros(0, 1, dim, device=device, dtype=dtype)
+        )
         if self.is_chunk_causal:
-            state.subsampler = self.subsample.init_streaming_state(device)
-            state.pending = torch.zeros(1, 0, dim, device=device)
+            state.subsampler = self.subsample.init_streaming_state(device, dtype)
+            state.pending = torch.zeros(1, 0, dim, device=device, dtype=dtype)
         else:
-            state.feats = torch.zeros(0, self.input_feat_per_channel, device=device)
+            state.feats = torch.zeros(0, self.input_feat_per_channel, device=device, dtype=dtype)
         return state
 
     @torch.no_grad()

@@ -127,7 +127,8 @@ class WaitkS2TTransformerModel(FairseqEncoderDecoderModel):
             incremental_state=incremental_state,
             refresh_encoder_cache=not self.encoder.is_chunk_causal,
         )
-        return torch.log_softmax(logits[0, -1].float(), dim=-1)
+        last = logits[0, -1]
+        return torch.log_softmax(last, dim=-1, dtype=torch.promote_types(last.dtype, torch.float32))
 
 
 def _fill_defaults(cfg, **arch_values) -> None:
