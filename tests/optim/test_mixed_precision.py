@@ -1,0 +1,78 @@
+"""fairseq's fp16 and AMP wrappers around the engine, on what a CPU can run: FP16Optimizer and
+MemoryEfficientFP16Optimizer with a half-precision model (``--fp16-no-flatten-grads``; flat fp32
+copies need CUDA), and AMPOptimizer with bf16 autocast (its CUDA GradScaler is off on CPU)."""
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from fairseq.optim.amp_optimizer import AMPOptimizer
+from fairseq.optim.fp16_optimizer import FP16Optimizer, MemoryEfficientFP16Optimizer
+from optim_testing import ThreeTaskModel, batch, fairseq_cfg, grads
+
+from fairseq_mgcm.conflict import ConflictEngine
+from fairseq_mgcm.optim import ConflictAwareBackward
+
+FP16_WRAPPERS = [FP16Optimizer, MemoryEfficientFP16Optimizer]
+
+
+@pytest.mark.parametrize("method", ["mgcm", "pcgrad"])
+@pytest.mark.parametrize("wrapper", FP16_WRAPPERS, ids=lambda w: w.__name__)
+def test_fp16_losses_are_scaled_and_flags_set(wrapper, method: str) -> None:
+    torch.manual_seed(0)
+    model = ThreeTaskModel().half()
+    twin = copy.deepcopy(model)
+    optimizer = wrapper.build_optimizer(fairseq_cfg(fp16_init_scale=2.0**10), list(model.parameters()))
+    x, targets = batch(0, dtype=torch.half)
+    stats = ConflictAwareBackward(method, seed=2)(optimizer, model, model(x, targets))
+    scale = optimizer.scaler.loss_scale
+    ConflictEngine(twin, method, seed=2).backward(
+        {name: scale * loss for name, loss in twin(x, targets).items()}, "st")
+    for (name, got), want in zip(grads(model).items(), grads(twin).values()):
+        assert got.dtype == torch.half
+        torch.testing.assert_close(got, want, msg=name)
+    assert all(math.isfinite(r.cosine) for r in stats.records)  # fp32 dots: no fp16 overflow
+    if wrapper is FP16Optimizer:
+        assert optimizer._needs_sync
+    optimizer.multiply_grads(1.0 / 4)
+    optimizer.clip_grad_norm(1.0)
+    before = model.layer.fc1.weight.detach().clone()
+    optimizer.step()
+    assert not torch.equal(before, model.layer.fc1.weight)
+
+
+@pytest.mark.parametrize("wrapper", FP16_WRAPPERS, ids=lambda w: w.__name__)
+def test_fp16_overflow_skips_the_step_and_lowers_the_scale(wrapper) -> None:
+    """Non-finite gradients pass through the engine; the wrapper's overflow check then raises
+    OverflowError, which fairseq's trainer turns into a skipped update."""
+    torch.manual_seed(0)
+    model = ThreeTaskModel().half()
+    optimizer = wrapper.build_optimizer(fairseq_cfg(fp16_init_scale=2.0**10), list(model.parameters()))
+    x, targets = batch(0, dtype=torch.half)
+    losses = model(x, targets)
+    losses["ctc"] = losses["ctc"] * math.inf
+    ConflictAwareBackward("mgcm")(optimizer, model, losses)
+    with pytest.raises(OverflowError):
+        optimizer.clip_grad_norm(1.0)
+    assert optimizer.scaler.loss_scale < 2.0**10
+
+
+def test_amp_bf16_on_cpu() -> None:
+    torch.manual_seed(0)
+    model = ThreeTaskModel()
+    twin = copy.deepcopy(model)
+    optimizer = AMPOptimizer.build_optimizer(fairseq_cfg(), list(model.parameters()))
+    x, targets = batch(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(x, targets)
+        twin_losses = twin(x, targets)
+    ConflictAwareBackward("mgcm")(optimizer, model, losses)
+    ConflictEngine(twin, "mgcm").backward(optimizer._grad_scaler.scale(twin_losses)
+                                         if optimizer._grad_scaler.is_enabled() else twin_losses,
+                                         "st")
+    for got, want in zip(grads(model).values(), grads(twin).values()):
+        torch.testing.assert_close(got, want)
+    optimizer.clip_grad_norm(1.0)
+    optimizer.step()
