@@ -48,13 +48,21 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
             yield f
 
 
-def write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str, if_changed: bool = False) -> None:
+    """Write ``text`` atomically; with ``if_changed``, leave an identical file untouched (so
+    re-runs keep mtimes and anything watching them sees no change)."""
+    if if_changed and path.is_file():
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                return
+        except (OSError, UnicodeDecodeError):
+            pass
     with atomic_open(path) as f:
         f.write(text)
 
 
-def write_lines(path: Path, lines: list[str]) -> None:
-    write_text(path, "".join(line + "\n" for line in lines))
+def write_lines(path: Path, lines: list[str], if_changed: bool = False) -> None:
+    write_text(path, "".join(line + "\n" for line in lines), if_changed)
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:

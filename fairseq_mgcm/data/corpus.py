@@ -1,8 +1,8 @@
 """Write a speech translation corpus in the MuST-C v1.0 layout, spoken by espeak-ng.
 
-    <out_root>/en-de/data/<split>/wav/<talk>.wav      16 kHz mono int16, one per talk
-    <out_root>/en-de/data/<split>/txt/<split>.yaml    one {duration, offset, speaker_id, wav} per line
-    <out_root>/en-de/data/<split>/txt/<split>.{en,de} line-aligned with the yaml
+    <out_root>/en-de/data/<split>/wav/<talk>.wav       16 kHz mono int16, one per talk
+    <out_root>/en-de/data/<split>/txt/<split>.yaml     {duration, offset, speaker_id, wav} a line
+    <out_root>/en-de/data/<split>/txt/<split>.{en,de}  line-aligned with the yaml
 
 A "talk" is ``utts_per_talk`` sentences said by one speaker, with short pauses between them, so
 the preparation has to cut segments out of long files exactly as it does for MuST-C.
@@ -137,9 +137,9 @@ def write_split(
         en_lines += [en for en, _ in job.pairs]
         de_lines += [de for _, de in job.pairs]
     txt_dir = out_root / LANG_DIR / "data" / split / "txt"
-    write_lines(txt_dir / f"{split}.en", en_lines)
-    write_lines(txt_dir / f"{split}.de", de_lines)
-    write_lines(txt_dir / f"{split}.yaml", yaml_lines)  # last: its presence marks the split done
+    write_lines(txt_dir / f"{split}.en", en_lines, if_changed=True)
+    write_lines(txt_dir / f"{split}.de", de_lines, if_changed=True)
+    write_lines(txt_dir / f"{split}.yaml", yaml_lines, if_changed=True)  # last
 
 
 def write_corpus(

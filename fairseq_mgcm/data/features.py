@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 from torchaudio.compliance import kaldi
 
+from fairseq_mgcm.data.errors import CorpusError
 from fairseq_mgcm.data.mustc import SAMPLE_RATE, Talk
 from fairseq_mgcm.data.speech_synthesis import resample_int16
 
@@ -28,17 +29,23 @@ def read_segments(talk: Talk) -> list[np.ndarray]:
     file (rounded offsets) are clamped; ``mustc.read_split`` has refused anything further.
     """
     out = []
-    with sf.SoundFile(str(talk.wav)) as f:
-        rate, frames = f.samplerate, f.frames
-        for seg in talk.segments:
-            start = min(int(round(seg.offset * rate)), frames)
-            stop = min(int(round((seg.offset + seg.duration) * rate)), frames)
-            f.seek(start)
-            audio = f.read(stop - start, dtype="float32", always_2d=True).mean(axis=1)
-            if rate != SAMPLE_RATE:
-                int16 = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
-                audio = resample_int16(int16, rate, SAMPLE_RATE).astype(np.float32) / 32768.0
-            out.append(audio)
+    try:
+        with sf.SoundFile(str(talk.wav)) as f:
+            rate, frames = f.samplerate, f.frames
+            for seg in talk.segments:
+                start = min(int(round(seg.offset * rate)), frames)
+                stop = min(int(round((seg.offset + seg.duration) * rate)), frames)
+                f.seek(start)
+                audio = f.read(stop - start, dtype="float32", always_2d=True).mean(axis=1)
+                if len(audio) < stop - start:
+                    raise CorpusError(f"{talk.wav}: audio ends early (truncated file?) while "
+                                      f"reading segment {seg.id}")
+                if rate != SAMPLE_RATE:
+                    int16 = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
+                    audio = resample_int16(int16, rate, SAMPLE_RATE).astype(np.float32) / 32768.0
+                out.append(audio)
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise CorpusError(f"{talk.wav}: cannot read audio ({e})") from e
     return out
 
 

@@ -126,19 +126,24 @@ DITRANSITIVE = [
          ("bringen", "bringe", "bringt", "bringen", "gebracht")),
 ]
 INTRANSITIVE = [
-    Verb(("laugh", "laughs", "laughed", "laughed"), ("lachen", "lache", "lacht", "lachen", "gelacht")),
+    Verb(("laugh", "laughs", "laughed", "laughed"),
+         ("lachen", "lache", "lacht", "lachen", "gelacht")),
     Verb(("sleep", "sleeps", "slept", "slept"),
          ("schlafen", "schlafe", "schläft", "schlafen", "geschlafen")),
     Verb(("sing", "sings", "sang", "sung"), ("singen", "singe", "singt", "singen", "gesungen")),
-    Verb(("wait", "waits", "waited", "waited"), ("warten", "warte", "wartet", "warten", "gewartet")),
-    Verb(("play", "plays", "played", "played"), ("spielen", "spiele", "spielt", "spielen", "gespielt")),
-    Verb(("run", "runs", "ran", "run"), ("laufen", "laufe", "läuft", "laufen", "gelaufen"), aux="sein"),
+    Verb(("wait", "waits", "waited", "waited"),
+         ("warten", "warte", "wartet", "warten", "gewartet")),
+    Verb(("play", "plays", "played", "played"),
+         ("spielen", "spiele", "spielt", "spielen", "gespielt")),
+    Verb(("run", "runs", "ran", "run"), ("laufen", "laufe", "läuft", "laufen", "gelaufen"),
+         aux="sein"),
     Verb(("come", "comes", "came", "come"), ("kommen", "komme", "kommt", "kommen", "gekommen"),
          aux="sein"),
 ]
 # Verbs taking a "that" clause: "I think that ..." -> "ich glaube, dass ...".
 SAYING = [
-    Verb(("think", "thinks", "thought", "thought"), ("glauben", "glaube", "glaubt", "glauben", "geglaubt")),
+    Verb(("think", "thinks", "thought", "thought"),
+         ("glauben", "glaube", "glaubt", "glauben", "geglaubt")),
     Verb(("know", "knows", "knew", "known"), ("wissen", "weiß", "weiß", "wissen", "gewusst")),
     Verb(("say", "says", "said", "said"), ("sagen", "sage", "sagt", "sagen", "gesagt")),
 ]

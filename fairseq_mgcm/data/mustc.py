@@ -44,6 +44,7 @@ class Talk:
     sample_rate: int = SAMPLE_RATE
     channels: int = 1
     frames: int = 0
+    n_entries: int = 0  # yaml entries seen, including dropped ones
 
 
 @dataclass
@@ -142,6 +143,14 @@ def read_split(
         if not isinstance(entry, dict) or any(k not in entry for k in _REQUIRED_KEYS):
             raise CorpusError(f"{where(yaml_path, line)}: expected a mapping with keys "
                               f"{', '.join(_REQUIRED_KEYS)}, got {entry!r}")
+        wav_name = str(entry["wav"])
+        talk = talks.get(wav_name)
+        if talk is None:
+            talk = talks[wav_name] = Talk(Path(wav_name).stem, lang_dir / "data" / split / "wav"
+                                          / wav_name, line)
+        # The index counts every yaml entry of the talk, so ids do not move when one is dropped.
+        segment_id = f"{talk.name}_{talk.n_entries}"
+        talk.n_entries += 1
         src, tgt = " ".join(src.split()), " ".join(tgt.split())
         empty = [p for p, text in ((src_path, src), (tgt_path, tgt)) if not text]
         if empty:
@@ -156,18 +165,15 @@ def read_split(
             raise CorpusError(f"{where(yaml_path, line)}: bad segment (offset {offset}, "
                               f"duration {duration}; need offset >= 0, duration >= "
                               f"{MIN_DURATION_S} s)")
-        wav_name = str(entry["wav"])
-        talk = talks.get(wav_name)
-        if talk is None:
-            talk = talks[wav_name] = Talk(Path(wav_name).stem, lang_dir / "data" / split / "wav"
-                                          / wav_name, line)
-        segment_id = f"{talk.name}_{len(talk.segments)}"
         talk.segments.append(Segment(segment_id, offset, duration, str(entry["speaker_id"]),
                                      src, tgt, line))
     if dropped:
         print(f"warning: {yaml_path}: dropped {dropped} segments with empty text",
               file=sys.stderr)
-    split_data = SplitData(split, yaml_path, src_path, tgt_path, list(talks.values()))
+    split_data = SplitData(split, yaml_path, src_path, tgt_path,
+                           [talk for talk in talks.values() if talk.segments])
+    if not split_data.talks:
+        raise CorpusError(f"{yaml_path}: no segments left after dropping empty texts")
     for talk in split_data.talks:
         _check_audio(talk, yaml_path)
     return split_data

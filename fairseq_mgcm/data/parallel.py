@@ -23,13 +23,15 @@ def _init_worker() -> None:
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterator[R]:
     """``map(fn, items)`` over ``jobs`` processes (in-process when ``jobs <= 1``).
 
-    Workers are spawned, not forked: forking a process that already ran torch's OpenMP pool
-    (e.g. inside pytest) can deadlock.
+    Workers come from a fork server, not from forking this process: forking a process that
+    already ran torch's OpenMP pool (e.g. inside pytest) can deadlock, and spawning would
+    re-import torch and fairseq in every worker. The server imports them once.
     """
     if jobs <= 1:
         yield from map(fn, items)
         return
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([fn.__module__])
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker) as pool:
         pending: deque[Future] = deque()
         for item in items:

@@ -34,6 +34,7 @@ from fairseq_mgcm.data.vocab import train_sentencepiece
 
 DEFAULT_SPLITS = ("train", "dev", "tst-COMMON")
 MANIFEST_COLUMNS = ("id", "audio", "n_frames", "src_text", "tgt_text", "speaker")
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _FEATURE_VERSION = 1  # bump when feature extraction changes, to invalidate old zips
 
 
@@ -81,7 +82,8 @@ def _write_features(data: SplitData, out_dir: Path, jobs: int, progress_every: i
             result: TalkFeatures
             for result in ordered_map(talk_features, data.talks, jobs):
                 for seg_id, blob, frames in zip(result.ids, result.npy, result.n_frames):
-                    zf.writestr(f"{seg_id}.npy", blob)
+                    # A fixed timestamp keeps the zip byte-identical across runs and --jobs.
+                    zf.writestr(zipfile.ZipInfo(f"{seg_id}.npy", _ZIP_TIME), blob)
                     n_frames[seg_id] = frames
                 if cmvn is not None:
                     cmvn.add(result.frame_sum, result.frame_sq_sum, sum(result.n_frames))
@@ -187,7 +189,7 @@ def _write_config(out_dir: Path) -> None:
         "global_cmvn": {"stats_npz_path": str(root / "gcmvn.npz")},
         "feature_transforms": {"*": ["global_cmvn"]},
     }
-    write_text(out_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    write_text(out_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False), if_changed=True)
 
 
 # ---------------------------------------------------------------------------------------------

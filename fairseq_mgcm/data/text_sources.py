@@ -50,7 +50,7 @@ def read_parallel_text(src: Path, tgt: Path, max_sentences: int | None = None) -
     src_lines = _read_lines(src, max_sentences)
     tgt_lines = _read_lines(tgt, max_sentences)
     if len(src_lines) != len(tgt_lines):
-        short, n = (src, len(src_lines)) if len(src_lines) < len(tgt_lines) else (tgt, len(tgt_lines))
+        short, n = min((src, len(src_lines)), (tgt, len(tgt_lines)), key=lambda x: x[1])
         raise CorpusError(
             f"{src} has {len(src_lines)} lines but {tgt} has {len(tgt_lines)}; they must be "
             f"line-aligned ({where(short, n + 1)} is the first line without a partner)"
