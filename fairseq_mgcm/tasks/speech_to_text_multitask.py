@@ -112,10 +112,11 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
     def conflict_backward(self) -> ConflictAwareBackward:
         """The conflict-aware backward configured by ``--conflict-*`` (built on first use)."""
         if self._conflict_backward is None:
+            # str(): the config holds fairseq ChoiceEnum members, the engine wants plain strings
             self._conflict_backward = ConflictAwareBackward(
-                method=self.cfg.conflict_method,
-                granularity=self.cfg.conflict_granularity,
-                aux_mode=self.cfg.conflict_aux_mode,
+                method=str(self.cfg.conflict_method),
+                granularity=str(self.cfg.conflict_granularity),
+                aux_mode=str(self.cfg.conflict_aux_mode),
                 telemetry_jsonl=self.cfg.conflict_telemetry_jsonl,
                 seed=self.cfg.seed,
             )

@@ -133,3 +133,26 @@ def test_batching_keeps_every_utterance(prepared_tiny: Path) -> None:
     ).next_epoch_itr(shuffle=False)  # fmt: skip
     ids = sorted(i for batch in iterator for i in batch["id"].tolist())
     assert ids == list(range(len(dataset)))
+
+
+def test_conflict_engine_gets_plain_strings(prepared_tiny: Path) -> None:
+    """The config holds fairseq ChoiceEnum members; the engine (and its JSON telemetry) gets str."""
+    from fairseq_mgcm.tasks.config import (
+        CONFLICT_AUX_MODES,
+        CONFLICT_GRANULARITIES,
+        CONFLICT_METHODS,
+    )
+
+    task = _task(
+        prepared_tiny,
+        conflict_method=CONFLICT_METHODS("mgcm"),
+        conflict_granularity=CONFLICT_GRANULARITIES("layer"),
+        conflict_aux_mode=CONFLICT_AUX_MODES("combined"),
+    )
+    backward = task.conflict_backward()
+    assert (backward.method, backward.granularity, backward.aux_mode) == (
+        "mgcm",
+        "layer",
+        "combined",
+    )
+    assert all(type(v) is str for v in (backward.method, backward.granularity, backward.aux_mode))
