@@ -7,7 +7,6 @@ import torch
 from torch import Tensor, nn
 
 from fairseq_mgcm.conflict._discard import Discard
-from fairseq_mgcm.conflict._graph import HeldBytes
 from fairseq_mgcm.conflict._mgcm import MGCM
 from fairseq_mgcm.conflict._none import plain_backward
 from fairseq_mgcm.conflict._partition import GRANULARITIES, Group, describe, partition
@@ -17,6 +16,7 @@ from fairseq_mgcm.conflict._stash import stash_backward
 from fairseq_mgcm.conflict._stats import ConflictStats
 from fairseq_mgcm.conflict._streaming import streaming_backward
 from fairseq_mgcm.conflict._sums import to_records
+from fairseq_mgcm.conflict._tensor_ops import HeldBytes
 
 METHODS = ("none", "mgcm", "pcgrad", "discard")
 AUX_MODES = ("separate", "combined")

@@ -1,7 +1,6 @@
-"""Which parameters a loss reaches, and inner products accumulated in at least fp32."""
+"""Which parameters a loss reaches."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 
@@ -29,32 +28,3 @@ def reachable_leaves(loss: Tensor) -> set[int]:
             else:
                 stack.append(child)
     return leaves
-
-
-def dot(a: Tensor, b: Tensor) -> Tensor:
-    """``<a, b>`` as a 0-dim tensor, accumulated in fp32 (fp64 stays fp64): fp16 gradients carry
-    the loss scale and their products would overflow in fp16."""
-    if a.dtype not in (torch.float32, torch.float64):
-        a, b = a.float(), b.float()
-    return torch.dot(a.reshape(-1), b.reshape(-1))
-
-
-def same_storage(a: Tensor, b: Tensor) -> bool:
-    """True when ``b`` is ``a`` under another name (``AccumulateGrad`` may adopt the incoming
-    gradient as ``.grad`` instead of copying it)."""
-    return a.data_ptr() == b.data_ptr() and a.numel() == b.numel()
-
-
-class HeldBytes:
-    """The engine's own accounting: bytes of gradient tensors it keeps alive, now and at peak."""
-
-    def __init__(self) -> None:
-        self.now = 0
-        self.peak = 0
-
-    def hold(self, tensor: Tensor) -> None:
-        self.now += tensor.nbytes
-        self.peak = max(self.peak, self.now)
-
-    def release(self, tensor: Tensor) -> None:
-        self.now -= tensor.nbytes

@@ -16,10 +16,17 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from fairseq_mgcm.conflict._graph import HeldBytes, reachable_leaves, same_storage
+from fairseq_mgcm.conflict._graph import reachable_leaves
 from fairseq_mgcm.conflict._partition import Group
 from fairseq_mgcm.conflict._rule import GroupRule
 from fairseq_mgcm.conflict._sums import Hooks, PairSums
+from fairseq_mgcm.conflict._tensor_ops import (
+    HeldBytes,
+    add_scaled,
+    host_scalars,
+    same_storage,
+    scale,
+)
 
 
 class _StashedGroup:
@@ -30,10 +37,10 @@ class _StashedGroup:
         self.tasks = tasks
         self.sums = {task: PairSums(group, task) for task in tasks}
         self._rule = rule
-        self._primary = primary
+        self.primary = primary
         self._held = held
         self._stash: dict[int, Tensor] = {}
-        self._primary_sq = PairSums(group, "")
+        self.primary_sq = PairSums(group, "")
         self._aux_held: dict[int, Tensor] = {}
         self._arrived = dict.fromkeys(tasks, 0)
         self._finished: set[str] = set()
@@ -41,11 +48,11 @@ class _StashedGroup:
     def on_primary(self, param: nn.Parameter, grad: Tensor) -> None:
         self._stash[id(param)] = grad
         self._held.hold(grad)
-        self._primary_sq.add_primary(grad)
+        self.primary_sq.add_primary(grad)
 
     def after_primary(self) -> None:
         """Guard: if ``.grad`` adopted a stashed tensor, later passes would add into the stash."""
-        for param in self._primary:
+        for param in self.primary:
             p = self._stash.get(id(param))
             if p is not None and param.grad is not None and same_storage(param.grad, p):
                 self._stash[id(param)] = p.clone()
@@ -66,21 +73,23 @@ class _StashedGroup:
             return
         self._finished.add(task)
         sums = self.sums[task]
-        sums.primary_sq = self._primary_sq.primary_sq
+        sums.primary_sq = self.primary_sq.primary_sq
         if sums.primary_sq is not None:
-            alpha, beta = self._rule(sums.dot_or_zero(), sums.primary_sq)
-            for param in self._primary:
+            alpha, beta = host_scalars(*self._rule(sums.dot_or_zero(), sums.primary_sq))
+            if not self._rule.drops_auxiliary:
+                alpha = 1.0
+            for param in self.primary:
                 p = self._stash.get(id(param))
                 if p is not None:
-                    param.grad.addcmul_(p, beta)
+                    add_scaled(param.grad, p, beta)
             for param in self.tasks[task]:
                 g = self._aux_held.get(id(param))
                 if g is not None:
                     grad = param.grad
                     if same_storage(grad, g):
-                        grad.mul_(alpha)
+                        scale(grad, alpha)
                     else:
-                        grad.addcmul_(g, alpha - 1)
+                        add_scaled(grad, g, alpha - 1)
         for g in self._aux_held.values():
             self._held.release(g)
         self._aux_held.clear()
@@ -109,7 +118,7 @@ def stash_backward(
 
     hooks = Hooks()
     for state in states:
-        for p in state._primary:
+        for p in state.primary:
             hooks.add(p, state.on_primary, None)
     with hooks.active():
         primary_loss.backward(retain_graph=True)

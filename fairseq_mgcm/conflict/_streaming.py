@@ -13,10 +13,17 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from fairseq_mgcm.conflict._graph import HeldBytes, reachable_leaves, same_storage
+from fairseq_mgcm.conflict._graph import reachable_leaves
 from fairseq_mgcm.conflict._partition import Group
 from fairseq_mgcm.conflict._rule import GroupRule
 from fairseq_mgcm.conflict._sums import Hooks, PairSums
+from fairseq_mgcm.conflict._tensor_ops import (
+    HeldBytes,
+    add_scaled,
+    host_scalars,
+    same_storage,
+    scale,
+)
 
 
 class _StreamedGroup:
@@ -54,25 +61,24 @@ class _StreamedGroup:
             self.sums.add_aux(param.grad, None)
         if self.sums.primary_sq is None:
             return
-        alpha, beta = self._rule(self.sums.dot_or_zero(), self.sums.primary_sq)
-        drops = self._rule.drops_auxiliary
+        alpha, beta = host_scalars(*self._rule(self.sums.dot_or_zero(), self.sums.primary_sq))
+        if not self._rule.drops_auxiliary:
+            alpha = 1.0
         for param in self._primary:
             p = self._incoming.pop(id(param), None)
             grad = param.grad
             if p is None:  # reachable, yet autograd produced no gradient: only g is there
-                if drops and grad is not None:
-                    grad.mul_(alpha)
-                continue
-            if same_storage(grad, p):  # .grad adopted p: there was no g
-                grad.mul_(1 + beta)
-            elif drops:
-                grad.mul_(alpha).addcmul_(p, 1 - alpha + beta)
+                if grad is not None:
+                    scale(grad, alpha)
+            elif same_storage(grad, p):  # .grad adopted p: there was no g
+                scale(grad, 1 + beta)
             else:
-                grad.addcmul_(p, beta)
-            self._held.release(p)
-        if drops:
-            for param in self._aux_only:
-                param.grad.mul_(alpha)
+                scale(grad, alpha)
+                add_scaled(grad, p, 1 - alpha + beta)
+            if p is not None:
+                self._held.release(p)
+        for param in self._aux_only:
+            scale(param.grad, alpha)
 
 
 def streaming_backward(

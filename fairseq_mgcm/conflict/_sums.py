@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from fairseq_mgcm.conflict._graph import dot
 from fairseq_mgcm.conflict._partition import Group
 from fairseq_mgcm.conflict._stats import ModuleConflict
+from fairseq_mgcm.conflict._tensor_ops import dot
 
 PreHook = Callable[[nn.Parameter, Tensor], None]
 PostHook = Callable[[nn.Parameter], None]

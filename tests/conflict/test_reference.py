@@ -57,3 +57,33 @@ def test_update_freq_adds_micro_batches(method: str, tasks: tuple[str, ...]) -> 
         for (name, e1), e2 in zip(expected_first.items(), expected_second.values())
     }
     assert_grads_close(grads_of(model), expected)
+
+
+@pytest.fixture
+def accelerator_coefficients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the per-group coefficients as tensors, as on CUDA (no host reads, no skipping)."""
+    from fairseq_mgcm.conflict import _stash, _streaming
+
+    for module in (_stash, _streaming):
+        monkeypatch.setattr(module, "host_scalars", lambda alpha, beta: (alpha, beta))
+
+
+@pytest.mark.parametrize("tasks", TASK_SETS, ids="+".join)
+@pytest.mark.parametrize("granularity", ["parameter", "module"])
+@pytest.mark.parametrize("method", ["mgcm", "discard"])
+def test_tensor_coefficient_path_matches_reference(
+    method: str, granularity: str, tasks: tuple[str, ...], accelerator_coefficients: None
+) -> None:
+    model = toy_model(seed=4)
+    first = toy_losses(model, seed=4, tasks=tasks, anti=1.0)
+    second = toy_losses(model, seed=5, tasks=tasks, anti=0.5)
+    expected_first = reference_update(model, first(), method, granularity)
+    expected_second = reference_update(model, second(), method, granularity)
+    engine = ConflictEngine(model, method, granularity)
+    engine.backward(first(), "st")  # streaming (two tasks) or stash
+    engine.backward(second(), "st")  # stash
+    expected = {
+        name: e1 if e2 is None else e2 if e1 is None else e1 + e2
+        for (name, e1), e2 in zip(expected_first.items(), expected_second.values())
+    }
+    assert_grads_close(grads_of(model), expected)

@@ -1,0 +1,324 @@
+#!/usr/bin/env python
+"""Step time and peak extra memory of the gradient-conflict methods, as ratios to ``none``.
+
+For each model size (``small``, ``medium``), each task set (``st+ctc``; ``st+ctc+asr``) and each
+method (``none``; ``pcgrad`` at model level; ``mgcm`` at ``parameter`` and ``module``
+granularity, auxiliaries ``separate`` and ``combined``), a *fresh subprocess* builds a speech
+encoder-decoder (conv subsampler, transformer encoder with a CTC head, ST decoder, ASR decoder),
+runs warm-up steps, then times forward + backward and measures the step's peak memory:
+
+* CPU: the peak resident set size of the step (``VmHWM`` after resetting it through
+  ``/proc/self/clear_refs``) above the resident size before it, with glibc's mmap threshold
+  fixed at 64 KiB (``MALLOC_MMAP_THRESHOLD_``) so that freed tensors leave the RSS at once;
+* CUDA: ``torch.cuda.max_memory_allocated`` above ``memory_allocated`` before the step.
+
+The engine's own accounting (``ConflictStats.held_bytes``) is reported next to it. The
+*projection share* is the time a method spends beyond the same backward passes run bare
+(same losses, same order, no hooks), as a share of its step. Gradients start as ``None``
+(update-freq 1, the first micro-batch).
+
+usage: OMP_NUM_THREADS=1 python benchmarks/bench_conflict.py [--device cpu] [--steps 3]
+           [--sizes small,medium] [--json results.json]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fairseq_mgcm.conflict import ConflictEngine, partition  # noqa: E402
+from fairseq_mgcm.conflict._graph import reachable_leaves  # noqa: E402
+
+SIZES = {  # dim, encoder layers, decoder layers, ffn, batch, frames, target tokens
+    "small": dict(dim=256, enc=6, dec=3, ffn=1024, batch=4, frames=320, tokens=24),
+    "medium": dict(dim=512, enc=8, dec=4, ffn=2048, batch=4, frames=320, tokens=24),
+}
+VOCAB_TGT, VOCAB_SRC, FEATURES = 2000, 1000, 80
+METHODS = [  # method, granularity, aux_mode
+    ("none", "module", "separate"),
+    ("pcgrad", "model", "separate"),
+    ("mgcm", "parameter", "separate"),
+    ("mgcm", "module", "separate"),
+    ("mgcm", "parameter", "combined"),
+    ("mgcm", "module", "combined"),
+]
+
+
+class Conv1dSubsampler(nn.Module):
+    """Two stride-2 convolutions with GLU, as in fairseq's S2T transformer."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.conv_layers = nn.ModuleList([nn.Conv1d(FEATURES, dim, 5, 2, 2),
+                                          nn.Conv1d(dim // 2, 2 * dim, 5, 2, 2)])
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x.transpose(1, 2)
+        for conv in self.conv_layers:
+            h = F.glu(conv(h), dim=1)
+        return h.transpose(1, 2)
+
+
+class _Decoder(nn.Module):
+    def __init__(self, vocab: int, dim: int, layers: int, ffn: int) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(vocab, dim)
+        self.layers = nn.TransformerDecoder(
+            nn.TransformerDecoderLayer(dim, 4, ffn, 0.0, batch_first=True, norm_first=True), layers)
+        self.output_projection = nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, tokens: Tensor, memory: Tensor) -> Tensor:
+        mask = nn.Transformer.generate_square_subsequent_mask(tokens.shape[1], device=tokens.device)
+        h = self.layers(self.embed_tokens(tokens), memory, tgt_mask=mask, tgt_is_causal=True)
+        return self.output_projection(h)
+
+
+class SpeechModel(nn.Module):
+    """Encoder shared by ST (decoder), CTC (head) and ASR (its own decoder)."""
+
+    def __init__(self, dim: int, enc: int, dec: int, ffn: int, **_: int) -> None:
+        super().__init__()
+        self.subsample = Conv1dSubsampler(dim)
+        self.encoder = nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(dim, 4, ffn, 0.0, batch_first=True, norm_first=True), enc,
+            enable_nested_tensor=False)
+        self.ctc_proj = nn.Linear(dim, VOCAB_SRC)
+        self.decoder = _Decoder(VOCAB_TGT, dim, dec, ffn)
+        self.asr_decoder = _Decoder(VOCAB_SRC, dim, max(1, dec // 2), ffn)
+
+    def losses(self, batch: dict[str, Tensor], tasks: int) -> dict[str, Tensor]:
+        enc = self.encoder(self.subsample(batch["feats"]))
+        logits = self.decoder(batch["prev"], enc)
+        losses = {"st": F.cross_entropy(logits.flatten(0, 1), batch["target"].flatten(),
+                                        reduction="sum")}
+        log_probs = F.log_softmax(self.ctc_proj(enc), dim=-1).transpose(0, 1)
+        lengths = torch.full((enc.shape[0],), enc.shape[1], dtype=torch.long)
+        src_lengths = torch.full((enc.shape[0],), batch["transcript"].shape[1], dtype=torch.long)
+        losses["ctc"] = F.ctc_loss(log_probs, batch["transcript"], lengths, src_lengths,
+                                   reduction="sum", zero_infinity=True)
+        if tasks == 3:
+            asr = self.asr_decoder(batch["prev_transcript"], enc)
+            losses["asr"] = F.cross_entropy(asr.flatten(0, 1), batch["transcript"].flatten(),
+                                            reduction="sum")
+        return losses
+
+
+def make_batch(size: dict, device: torch.device, seed: int) -> dict[str, Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    b, t, n = size["batch"], size["frames"], size["tokens"]
+    batch = {
+        "feats": torch.randn(b, t, FEATURES, generator=gen),
+        "prev": torch.randint(1, VOCAB_TGT, (b, n), generator=gen),
+        "target": torch.randint(1, VOCAB_TGT, (b, n), generator=gen),
+        "transcript": torch.randint(1, VOCAB_SRC, (b, n), generator=gen),
+        "prev_transcript": torch.randint(1, VOCAB_SRC, (b, n), generator=gen),
+    }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _rss_mib() -> tuple[float, float]:
+    values = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":")
+                values[key] = int(value.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+class _PeakMeter:
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def start(self) -> None:
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._base = torch.cuda.memory_allocated() / 2**20
+        else:
+            with open("/proc/self/clear_refs", "w") as clear:
+                clear.write("5")  # reset VmHWM to the current RSS
+            self._base = _rss_mib()[0]
+
+    def stop(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            return torch.cuda.max_memory_allocated() / 2**20 - self._base
+        return _rss_mib()[1] - self._base
+
+
+def _bare_passes(losses: dict[str, Tensor], method: str, aux_mode: str) -> None:
+    """The backward passes the method runs, without any hook or projection."""
+    aux = [name for name in losses if name != "st"]
+    if method == "none":
+        sum(losses.values()).backward()
+        return
+    if method == "pcgrad":
+        order = ["st"] + aux
+    elif aux_mode == "combined" or len(aux) == 1:
+        total = sum(losses[a] for a in aux)
+        total.backward(retain_graph=True)
+        losses["st"].backward()
+        return
+    else:
+        order = ["st"] + aux
+    params = None
+    for i, name in enumerate(order):
+        retain = i < len(order) - 1
+        if method == "pcgrad":
+            params = params or [p for p in _MODEL.parameters()]
+            torch.autograd.grad(losses[name], params, retain_graph=retain, allow_unused=True)
+        else:
+            losses[name].backward(retain_graph=retain)
+
+
+_MODEL: nn.Module | None = None
+
+
+def _shared_primary_mib(model: nn.Module, losses: dict[str, Tensor], granularity: str) -> float:
+    """The stash bound: primary-gradient bytes of groups shared with an auxiliary."""
+    primary = reachable_leaves(losses["st"])
+    aux = set().union(*(reachable_leaves(v) for k, v in losses.items() if k != "st"))
+    total = 0
+    for group in partition(model, granularity):
+        ids = {id(p) for _, p in group.params}
+        if ids & primary and ids & aux:
+            total += sum(p.nbytes for _, p in group.params if id(p) in primary)
+    return total / 2**20
+
+
+def child(args: argparse.Namespace) -> dict:
+    global _MODEL
+    device = torch.device(args.device)
+    size = SIZES[args.size]
+    torch.manual_seed(0)
+    model = SpeechModel(**size).to(device)
+    _MODEL = model
+    engine = ConflictEngine(model, args.method, args.granularity, args.aux_mode, seed=0)
+    batch = make_batch(size, device, 0)
+    meter = _PeakMeter(device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def step(bare: bool) -> tuple[float, float, int]:
+        model.zero_grad(set_to_none=True)
+        meter.start()
+        sync()
+        start = time.perf_counter()
+        losses = model.losses(batch, args.tasks)
+        if bare:
+            _bare_passes(losses, args.method, args.aux_mode)
+            held = 0
+        else:
+            held = engine.backward(losses, "st").held_bytes
+        sync()
+        seconds = time.perf_counter() - start
+        return seconds, meter.stop(), held
+
+    for _ in range(args.warmup):
+        step(bare=False)
+        step(bare=True)
+    timed, bare, peaks, held = [], [], [], 0
+    for _ in range(args.steps):
+        seconds, peak, held = step(bare=False)
+        timed.append(seconds)
+        peaks.append(peak)
+        bare.append(step(bare=True)[0])
+    losses = model.losses(batch, args.tasks)
+    bound = _shared_primary_mib(model, losses, "model")
+    return {
+        "size": args.size, "tasks": args.tasks, "method": args.method,
+        "granularity": args.granularity, "aux_mode": args.aux_mode, "device": args.device,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "grad_mib": sum(p.nbytes for p in model.parameters()) / 2**20,
+        "stash_bound_mib": bound,
+        "step_s": statistics.median(timed), "bare_s": statistics.median(bare),
+        "peak_mib": max(peaks), "held_mib": held / 2**20,
+    }
+
+
+def run_child(args: argparse.Namespace, size: str, tasks: int, method: tuple[str, str, str]) -> dict:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
+    command = [sys.executable, __file__, "--child", "--device", args.device, "--size", size,
+               "--tasks", str(tasks), "--method", method[0], "--granularity", method[1],
+               "--aux-mode", method[2], "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def _table(rows: list[dict]) -> str:
+    lines = ["size    tasks method  gran.     aux       step_s  x_none  proj%  peak_MiB  "
+             "x_none  extra_MiB  %pcgrad  held_MiB"]
+    for group_key in sorted({(r["size"], r["tasks"]) for r in rows}, key=lambda k: (k[0] != "small", k[1])):
+        group = [r for r in rows if (r["size"], r["tasks"]) == group_key]
+        none = next(r for r in group if r["method"] == "none")
+        pcgrad = next(r for r in group if r["method"] == "pcgrad")
+        pc_extra = pcgrad["peak_mib"] - none["peak_mib"]
+        for r in group:
+            extra = r["peak_mib"] - none["peak_mib"]
+            share = 100 * max(0.0, r["step_s"] - r["bare_s"]) / r["step_s"]
+            lines.append(
+                f"{r['size']:<7} {r['tasks']:>5} {r['method']:<7} {r['granularity']:<9} "
+                f"{r['aux_mode']:<9} {r['step_s']:>6.3f}  {r['step_s'] / none['step_s']:>6.2f}  "
+                f"{share:>5.1f}  {r['peak_mib']:>8.1f}  {r['peak_mib'] / none['peak_mib']:>6.2f}  "
+                f"{extra:>9.1f}  {100 * extra / pc_extra:>7.1f}  {r['held_mib']:>8.2f}")
+        lines.append(f"        ({none['params_m']:.1f} M parameters, {none['grad_mib']:.0f} MiB of "
+                     f"gradients, stash bound {none['stash_bound_mib']:.0f} MiB)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--sizes", default="small,medium", help="comma-separated model sizes")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per method (median)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--size", help=argparse.SUPPRESS)
+    parser.add_argument("--tasks", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--method", help=argparse.SUPPRESS)
+    parser.add_argument("--granularity", help=argparse.SUPPRESS)
+    parser.add_argument("--aux-mode", dest="aux_mode", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+    sizes = args.sizes.split(",")
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        parser.error(f"--sizes: unknown size(s) {unknown}; choose from {sorted(SIZES)}")
+    rows = []
+    for size in sizes:
+        for tasks in (2, 3):
+            for method in METHODS:
+                if tasks == 2 and method[2] == "combined":
+                    continue  # one auxiliary: combined is separate
+                rows.append(run_child(args, size, tasks, method))
+                print(f"# {size} {tasks} {method}: {rows[-1]['step_s']:.3f} s", file=sys.stderr)
+    print(f"device {args.device}, torch {torch.__version__}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(_table(rows))
+    if args.json:
+        tmp = args.json.with_name(args.json.name + ".tmp")
+        tmp.write_text(json.dumps(rows, indent=1) + "\n")
+        os.replace(tmp, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
