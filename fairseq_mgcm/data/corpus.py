@@ -24,7 +24,7 @@ from fairseq_mgcm.data.atomic import write_lines, write_text, write_wav
 from fairseq_mgcm.data.parallel import ordered_map
 from fairseq_mgcm.data.progress import Progress
 from fairseq_mgcm.data.speech_synthesis import (
-    SAMPLE_RATE, Speaker, random_speaker, require_espeak, synthesize,
+    SAMPLE_RATE, Speaker, available_voices, random_speaker, require_espeak, synthesize,
 )
 from fairseq_mgcm.data.text_sources import SPLITS, grammar_splits
 
@@ -95,14 +95,15 @@ def _finished_entries(job: TalkJob) -> list[dict] | None:
     return record["entries"]
 
 
-def _talk_jobs(out_root: Path, split: str, pairs: list, utts_per_talk: int, seed: int) -> list:
+def _talk_jobs(out_root: Path, split: str, pairs: list, utts_per_talk: int, seed: int,
+               voices: tuple[tuple[str, ...], tuple[str, ...]]) -> list:
     split_dir = out_root / LANG_DIR / "data" / split
     work_dir = out_root / LANG_DIR / ".work" / split
     jobs = []
     for start in range(0, len(pairs), utts_per_talk):
         index = start // utts_per_talk + 1
         talk = f"ted_{split}_{index:05d}"
-        speaker = random_speaker(random.Random(f"{seed}/{split}/{talk}/speaker"))
+        speaker = random_speaker(random.Random(f"{seed}/{split}/{talk}/speaker"), *voices)
         jobs.append(TalkJob(split, talk, speaker, tuple(pairs[start:start + utts_per_talk]),
                             str(split_dir / "wav" / f"{talk}.wav"),
                             str(work_dir / f"{talk}.json"), seed))
@@ -117,9 +118,11 @@ def _yaml_line(entry: dict) -> str:
 def write_split(
     out_root: Path, split: str, pairs: list, utts_per_talk: int = 10, seed: int = 0,
     jobs: int = 1, progress_every: int = 500,
+    voices: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
 ) -> None:
     """Synthesise one split (re-using finished talks) and write its txt files last."""
-    talk_jobs = _talk_jobs(out_root, split, pairs, utts_per_talk, seed)
+    voices = voices if voices is not None else available_voices()
+    talk_jobs = _talk_jobs(out_root, split, pairs, utts_per_talk, seed, voices)
     todo = [job for job in talk_jobs if _finished_entries(job) is None]
     reused = len(talk_jobs) - len(todo)
     if reused:
@@ -147,10 +150,10 @@ def write_corpus(
     jobs: int = 1, progress_every: int = 500,
 ) -> Path:
     """Write every split in ``splits`` ({name: [(en, de), ...]}); returns ``out_root``."""
-    require_espeak()
+    voices = available_voices(require_espeak())
     out_root = Path(out_root)
     for split, pairs in splits.items():
-        write_split(out_root, split, pairs, utts_per_talk, seed, jobs, progress_every)
+        write_split(out_root, split, pairs, utts_per_talk, seed, jobs, progress_every, voices)
     return out_root
 
 

@@ -8,6 +8,7 @@ import random
 import shutil
 import struct
 import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,8 +43,37 @@ class Speaker:
         return f"spk.{self.voice}.{self.speed}"
 
 
-def random_speaker(rng: random.Random) -> Speaker:
-    return Speaker(rng.choice(ACCENTS), rng.choice(VARIANTS), rng.randint(*SPEED_RANGE))
+def random_speaker(
+    rng: random.Random, accents: tuple[str, ...] = ACCENTS, variants: tuple[str, ...] = VARIANTS
+) -> Speaker:
+    return Speaker(rng.choice(accents), rng.choice(variants), rng.randint(*SPEED_RANGE))
+
+
+def _listed(espeak: str, selector: str, column: int) -> set[str]:
+    result = subprocess.run([espeak, f"--voices={selector}"], capture_output=True, text=True,
+                            check=False, timeout=60)
+    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    return {row[column] for row in rows if len(row) > column}
+
+
+def available_voices(espeak: str = ESPEAK) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The accents and variants of our lists that this espeak-ng has.
+
+    espeak-ng silently falls back to a default voice for unknown names, which would make the
+    speaker ids lie; older releases lack some accents, so check instead of assuming.
+    """
+    languages = _listed(espeak, "en", 1)
+    variant_files = {name.split("/")[-1] for name in _listed(espeak, "variant", 4)}
+    accents = tuple(a for a in ACCENTS if a in languages)
+    variants = tuple(v for v in VARIANTS if not v or v in variant_files)
+    if not accents:
+        raise CorpusError(f"{espeak} lists none of the English voices {', '.join(ACCENTS)} "
+                          f"(see '{espeak} --voices=en'); is espeak-ng-data installed?")
+    missing = [a for a in ACCENTS if a not in accents] + [v for v in VARIANTS if v not in variants]
+    if missing:
+        print(f"warning: {espeak} lacks the voices {', '.join(missing)}; using the others",
+              file=sys.stderr)
+    return accents, variants
 
 
 def require_espeak() -> str:

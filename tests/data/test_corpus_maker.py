@@ -108,3 +108,20 @@ def test_script_grammar_single_split(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "en-de" / "data" / "dev" / "txt" / "dev.yaml").is_file()
     assert not (tmp_path / "en-de" / "data" / "train").exists()
+
+
+def test_voices_missing_from_espeak_are_not_used(tmp_path, capsys):
+    from fairseq_mgcm.data.speech_synthesis import available_voices
+
+    fake = tmp_path / "espeak-ng"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        '  --voices=en) printf "Pty Language Age/Gender VoiceName File Other\\n'
+        ' 2  en-us  --/M  English_(America)  gmw/en-US  (en 3)\\n" ;;\n'
+        '  --voices=variant) printf "Pty Language Age/Gender VoiceName File Other\\n'
+        ' 5  variant  --/F  f3  !v/f3\\n" ;;\n'
+        "esac\n")
+    fake.chmod(0o755)
+    assert available_voices(str(fake)) == (("en-us",), ("", "f3"))
+    assert "lacks the voices en-gb" in capsys.readouterr().err
