@@ -136,7 +136,7 @@ else
       [ -n "$src_text" ] && [ -n "$tgt_text" ] || die "--corpus text needs --src-text and --tgt-text"
       text_args=(--src-text "$src_text" --tgt-text "$tgt_text")
     fi
-    python scripts/make_corpus.py --out-dir "$corpus_dir" "${text_args[@]}" \
+    python scripts/make_corpus.py --out "$corpus_dir" "${text_args[@]}" \
       --n-train "$n_train" --n-dev "$n_dev" --n-test "$n_test" --seed "$corpus_seed"
     touch "$(done_marker "$corpus_dir")"
   fi
