@@ -179,3 +179,19 @@ def test_scripts_print_errors_without_traceback(prepared, tmp_path):
     result = _run("make_corpus.py", "--out", str(tmp_path / "c"), "--n-train", "2", env=env)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "apt-get install espeak-ng" in result.stderr
+
+
+def test_yaml_fast_path_agrees_with_yaml(tmp_path):
+    from fairseq_mgcm.data.mustc import _parse_flow_lines, _read_yaml
+
+    lines = [f"- {{duration: {1 + i / 7:.6f}, offset: {i * 2.5:.6f}, speaker_id: spk.{i % 3}, "
+             f"wav: ted_{i // 4}.wav}}" for i in range(20)]
+    text = "\n".join(lines) + "\n\n"
+    fast_entries, fast_lines = _parse_flow_lines(text)
+    path = tmp_path / "x.yaml"
+    path.write_text(text.replace("spk.1", "'spk.1'"))  # quotes: not the fast format
+    assert _parse_flow_lines(path.read_text()) is None
+    slow_entries, slow_lines = _read_yaml(path)
+    assert slow_lines == fast_lines == list(range(1, 21))
+    for fast, slow in zip(fast_entries, slow_entries):
+        assert fast == {k: (v if k in ("duration", "offset") else str(v)) for k, v in slow.items()}
