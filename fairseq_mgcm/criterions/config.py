@@ -11,6 +11,10 @@ class StCtcAsrConfig(FairseqDataclass):
     label_smoothing: float = field(
         default=0.1, metadata={"help": "label smoothing of the ST and ASR cross-entropies"}
     )
+    st_weight: float = field(
+        default=1.0,
+        metadata={"help": "weight of the ST loss (0: ASR pre-training with CTC + ASR only)"},
+    )
     ctc_weight: float = field(
         default=0.3, metadata={"help": "weight of the CTC loss on the transcript (0: off)"}
     )

@@ -37,13 +37,15 @@ class StCtcAsrCriterion(FairseqCriterion):
 
     def __init__(self, cfg: StCtcAsrConfig, task) -> None:
         super().__init__(task)
-        for name in ("label_smoothing", "ctc_weight", "asr_weight"):
+        for name in ("label_smoothing", "st_weight", "ctc_weight", "asr_weight"):
             if getattr(cfg, name) < 0:
                 raise ValueError(
                     f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}"
                 )
         self.eps = cfg.label_smoothing
-        self.weights = {"st": 1.0, "ctc": cfg.ctc_weight, "asr": cfg.asr_weight}
+        self.weights = {"st": cfg.st_weight, "ctc": cfg.ctc_weight, "asr": cfg.asr_weight}
+        if not any(self.weights.values()):
+            raise ValueError("--st-weight, --ctc-weight and --asr-weight are all 0: nothing to train")
         self.sentence_avg = cfg.sentence_avg
         src_dict = getattr(task, "transcript_dictionary", None)
         if src_dict is None:
@@ -69,7 +71,7 @@ class StCtcAsrCriterion(FairseqCriterion):
         extra = net_output[1]
 
         st_loss, st_nll = self._cross_entropy(net_output[0], sample["target"], self.padding_idx)
-        losses = {"st": st_loss}
+        losses = {"st": self.weights["st"] * st_loss} if self.weights["st"] > 0 else {}
         ntokens = sample["ntokens"]
         sample_size = sample["target"].size(0) if self.sentence_avg else ntokens
         logging_output = {

@@ -49,3 +49,10 @@ class WaitkS2TConfig(FairseqDataclass):
     untie_decoder_embeddings: bool = field(
         default=False, metadata={"help": "separate decoder input and output embeddings"}
     )
+    load_pretrained_encoder_from: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "initialise the encoder and the CTC head from this checkpoint (e.g. ASR "
+            "pre-training with --st-weight 0); ignored when training resumes from a checkpoint"
+        },
+    )

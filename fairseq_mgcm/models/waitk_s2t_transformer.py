@@ -10,6 +10,7 @@ yields every task's output.
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 
 import torch
@@ -81,7 +82,33 @@ class WaitkS2TTransformerModel(FairseqEncoderDecoderModel):
             ctc_proj = nn.Linear(cfg.embed_dim, len(src_dict))
             if cfg.asr_decoder_layers > 0:
                 asr_decoder = make_decoder(src_dict, cfg.asr_decoder_layers, waitk=False)
-        return cls(encoder, decoder, asr_decoder, ctc_proj)
+        model = cls(encoder, decoder, asr_decoder, ctc_proj)
+        if cfg.load_pretrained_encoder_from:
+            model.load_pretrained_encoder(cfg.load_pretrained_encoder_from)
+        return model
+
+    def load_pretrained_encoder(self, path: str) -> None:
+        """Copy ``encoder.*`` and ``ctc_proj.*`` weights from a checkpoint of this model.
+
+        The recipe's ASR pre-training trains the same architecture with the ST loss off; its
+        encoder and CTC head are what carries over (the decoders' vocabularies differ).
+        """
+        from fairseq import checkpoint_utils
+
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"--load-pretrained-encoder-from {path}: no such checkpoint")
+        state = checkpoint_utils.load_checkpoint_to_cpu(path)["model"]
+        prefixes = ["encoder."] + (["ctc_proj."] if self.ctc_proj is not None else [])
+        wanted = {k: v for k, v in state.items() if any(k.startswith(p) for p in prefixes)}
+        own = {k: v for k, v in self.state_dict().items() if any(k.startswith(p) for p in prefixes)}
+        missing = sorted(set(own) - set(wanted))
+        mismatched = sorted(k for k in own.keys() & wanted.keys() if own[k].shape != wanted[k].shape)
+        if missing or mismatched:
+            raise ValueError(
+                f"--load-pretrained-encoder-from {path}: encoder does not match this model "
+                f"(missing {missing[:3]}, shape mismatch {mismatched[:3]})"
+            )
+        self.load_state_dict(wanted, strict=False)
 
     @property
     def pre_decision_ratio(self) -> int:

@@ -135,8 +135,10 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
                     )
             if ignore_grad:
                 losses = {name: loss * 0 for name, loss in losses.items()}
+            # ST is the primary task; ASR pre-training (--st-weight 0) makes ASR primary.
+            primary = next(task for task in ("st", "asr", "ctc") if task in losses)
             with torch.autograd.profiler.record_function("backward"):
-                conflict_backward(optimizer, model, losses, primary="st", update_num=update_num)
+                conflict_backward(optimizer, model, losses, primary=primary, update_num=update_num)
         return sum(loss.detach() for loss in losses.values()), sample_size, logging_output
 
     # ---------------------------------------------------------------- validation
