@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-test", type=int, default=200, help="tst-COMMON sentences")
     parser.add_argument("--utts-per-talk", type=int, default=10,
                         help="sentences spoken in one talk wav")
+    parser.add_argument("--speakers", type=int, default=0,
+                        help="draw talks' speakers from this many fixed espeak-ng speakers "
+                        "(0: a random accent, variant and speed per talk)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="synthesis processes")
     parser.add_argument("--progress-every", type=int, default=500,
@@ -42,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (args.src_text is None) != (args.tgt_text is None):
         parser.error("--src-text and --tgt-text go together")
-    for flag in ("n_train", "n_dev", "n_test", "utts_per_talk", "jobs", "progress_every"):
+    for flag in ("n_train", "n_dev", "n_test", "speakers", "utts_per_talk", "jobs",
+                 "progress_every"):
         if getattr(args, flag) < (1 if flag in ("utts_per_talk", "jobs", "progress_every") else 0):
             parser.error(f"--{flag.replace('_', '-')} is out of range: {getattr(args, flag)}")
     return args
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             splits = text_splits(pairs, args.split, args.n_dev, args.n_test, args.seed)
         splits = {name: pairs for name, pairs in splits.items() if pairs}
         write_corpus(args.out, splits, args.utts_per_talk, args.seed, args.jobs,
-                     args.progress_every)
+                     args.progress_every, args.speakers)
     except CorpusError as e:
         print(f"make_corpus.py: error: {e}", file=sys.stderr)
         return 2

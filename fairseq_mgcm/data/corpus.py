@@ -95,15 +95,33 @@ def _finished_entries(job: TalkJob) -> list[dict] | None:
     return record["entries"]
 
 
+Voices = tuple[tuple[str, ...], tuple[str, ...]]  # (accents, variants) espeak-ng has
+
+
+def _speaker_pool(voices: Voices, n_speakers: int, seed: int) -> list[Speaker]:
+    """``n_speakers`` distinct fixed speakers, or [] for a fresh random speaker per talk."""
+    pool: list[Speaker] = []
+    rng = random.Random(f"{seed}/speaker-pool")
+    for _ in range(100 * n_speakers):
+        if len(pool) == n_speakers:
+            break
+        speaker = random_speaker(rng, *voices)
+        if speaker not in pool:
+            pool.append(speaker)
+    return pool
+
+
 def _talk_jobs(out_root: Path, split: str, pairs: list, utts_per_talk: int, seed: int,
-               voices: tuple[tuple[str, ...], tuple[str, ...]]) -> list:
+               voices: Voices, n_speakers: int = 0) -> list:
     split_dir = out_root / LANG_DIR / "data" / split
     work_dir = out_root / LANG_DIR / ".work" / split
     jobs = []
+    pool = _speaker_pool(voices, n_speakers, seed)
     for start in range(0, len(pairs), utts_per_talk):
         index = start // utts_per_talk + 1
         talk = f"ted_{split}_{index:05d}"
-        speaker = random_speaker(random.Random(f"{seed}/{split}/{talk}/speaker"), *voices)
+        rng = random.Random(f"{seed}/{split}/{talk}/speaker")
+        speaker = rng.choice(pool) if pool else random_speaker(rng, *voices)
         jobs.append(TalkJob(split, talk, speaker, tuple(pairs[start:start + utts_per_talk]),
                             str(split_dir / "wav" / f"{talk}.wav"),
                             str(work_dir / f"{talk}.json"), seed))
@@ -117,12 +135,11 @@ def _yaml_line(entry: dict) -> str:
 
 def write_split(
     out_root: Path, split: str, pairs: list, utts_per_talk: int = 10, seed: int = 0,
-    jobs: int = 1, progress_every: int = 500,
-    voices: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
+    jobs: int = 1, progress_every: int = 500, voices: Voices | None = None, n_speakers: int = 0,
 ) -> None:
     """Synthesise one split (re-using finished talks) and write its txt files last."""
     voices = voices if voices is not None else available_voices()
-    talk_jobs = _talk_jobs(out_root, split, pairs, utts_per_talk, seed, voices)
+    talk_jobs = _talk_jobs(out_root, split, pairs, utts_per_talk, seed, voices, n_speakers)
     todo = [job for job in talk_jobs if _finished_entries(job) is None]
     reused = len(talk_jobs) - len(todo)
     if reused:
@@ -147,19 +164,25 @@ def write_split(
 
 def write_corpus(
     out_root: Path, splits: dict[str, list], utts_per_talk: int = 10, seed: int = 0,
-    jobs: int = 1, progress_every: int = 500,
+    jobs: int = 1, progress_every: int = 500, n_speakers: int = 0,
 ) -> Path:
-    """Write every split in ``splits`` ({name: [(en, de), ...]}); returns ``out_root``."""
+    """Write every split in ``splits`` ({name: [(en, de), ...]}); returns ``out_root``.
+
+    ``n_speakers`` > 0 draws each talk's speaker from that many fixed speakers (an easier,
+    MuST-C-like setting); 0 gives every talk a fresh random accent, variant and speed.
+    """
     voices = available_voices(require_espeak())
     out_root = Path(out_root)
     for split, pairs in splits.items():
-        write_split(out_root, split, pairs, utts_per_talk, seed, jobs, progress_every, voices)
+        write_split(out_root, split, pairs, utts_per_talk, seed, jobs, progress_every, voices,
+                    n_speakers)
     return out_root
 
 
 def make_corpus(
     out_root: Path | str, n_train: int = 1000, n_dev: int = 100, n_test: int = 100,
     seed: int = 0, utts_per_talk: int = 10, jobs: int = 1, progress_every: int = 500,
+    n_speakers: int = 0,
 ) -> Path:
     """Make a grammar corpus (train / dev / tst-COMMON) in MuST-C layout under ``out_root``.
 
@@ -167,4 +190,5 @@ def make_corpus(
     """
     splits = grammar_splits(n_train, n_dev, n_test, seed)
     splits = {name: splits[name] for name in SPLITS if splits[name]}
-    return write_corpus(Path(out_root), splits, utts_per_talk, seed, jobs, progress_every)
+    return write_corpus(Path(out_root), splits, utts_per_talk, seed, jobs, progress_every,
+                        n_speakers)

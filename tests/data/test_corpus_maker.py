@@ -125,3 +125,10 @@ def test_voices_missing_from_espeak_are_not_used(tmp_path, capsys):
     fake.chmod(0o755)
     assert available_voices(str(fake)) == (("en-us",), ("", "f3"))
     assert "lacks the voices en-gb" in capsys.readouterr().err
+
+
+def test_fixed_speaker_pool(tmp_path):
+    corpus = make_corpus(tmp_path, n_train=12, n_dev=0, n_test=0, utts_per_talk=1,
+                         n_speakers=2)
+    entries = read_yaml(corpus / "en-de" / "data" / "train" / "txt" / "train.yaml")
+    assert len({e["speaker_id"] for e in entries}) == 2
