@@ -14,7 +14,8 @@ SimulEval's own table cannot be trusted for the plain values). A run whose direc
 ``.done`` marker is not repeated.
 
 Usage:
-    python scripts/simuleval_sweep.py --checkpoint exp/st/checkpoint_best.pt --data-dir data/en-de \\
+    python scripts/simuleval_sweep.py --checkpoint exp/st/checkpoint_best.pt \\
+        --data-dir data/en-de \\
         --split tst-COMMON --k 3 5 7 9 --segment-size 320 640 --output-dir exp/st/simul \\
         [--device cuda --fp16] [--max-instances 100] [-- <extra agent/simuleval flags>]
 """

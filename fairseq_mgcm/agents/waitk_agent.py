@@ -3,7 +3,8 @@
 Usage (a checkpoint trained with ``--task speech_to_text_multitask``)::
 
     simuleval --agent-class fairseq_mgcm.agents.waitk_agent.WaitkAgent \\
-        --source data/simuleval/tst-COMMON/source.txt --target data/simuleval/tst-COMMON/target.txt \\
+        --source data/simuleval/tst-COMMON/source.txt \\
+        --target data/simuleval/tst-COMMON/target.txt \\
         --checkpoint exp/st/checkpoint_best.pt --waitk 5 --source-segment-size 320 \\
         --output exp/st/simul_k5 [--data-dir data] [--device cuda --fp16] [--computation-aware]
 

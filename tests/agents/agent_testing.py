@@ -6,6 +6,7 @@ these fixtures let the streaming pieces and the policy be tested in seconds with
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,3 +91,8 @@ def simulate(agent, audio: torch.Tensor, rate: int, segment_ms: int) -> list[Wri
             writes.append(Write(step * 1000 / rate, out.content, out.finished))
         if finished:
             return writes
+
+
+def single_thread_env() -> dict[str, str]:
+    """Environment for subprocesses: one thread each (the test machine's cores are shared)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

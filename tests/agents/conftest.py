@@ -6,13 +6,14 @@ sentence-like, which is all the agent tests need.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from agent_testing import single_thread_env
 
+REPO = Path(__file__).parents[2]
 TRAIN_UPDATES = 120
 ENCODERS = {
     "chunk-causal": ["--encoder-chunk-size", "4"],
@@ -20,14 +21,10 @@ ENCODERS = {
 }
 
 
-def single_thread_env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
 def train_tiny(data: Path, save_dir: Path, encoder_args: list[str]) -> Path:
     fairseq_train = Path(sys.executable).parent / "fairseq-train"
     command = [
-        str(fairseq_train), str(data), "--user-dir", str(Path(__file__).parents[2] / "fairseq_mgcm"),
+        str(fairseq_train), str(data), "--user-dir", str(REPO / "fairseq_mgcm"),
         "--config-yaml", "config.yaml", "--train-subset", "train", "--valid-subset", "dev",
         "--task", "speech_to_text_multitask", "--arch", "waitk_s2t_transformer_tiny",
         "--criterion", "st_ctc_asr", *encoder_args, "--pre-decision-ratio", "4",
@@ -40,7 +37,8 @@ def train_tiny(data: Path, save_dir: Path, encoder_args: list[str]) -> Path:
     result = subprocess.run(command, env=single_thread_env(), capture_output=True, text=True)
     checkpoint = save_dir / "checkpoint_last.pt"
     if result.returncode != 0 or not checkpoint.is_file():
-        raise RuntimeError(f"fairseq-train failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        log = f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        raise RuntimeError(f"fairseq-train failed:\n{log}")
     return checkpoint
 
 

@@ -125,3 +125,14 @@ def test_early_end_of_sentence_reads_on() -> None:
     # Nothing past the first token (EOS is banned there) before 24 states existed.
     early = [w for w in writes if available_states(int(w.delay_ms * 16), 4) < 24]
     assert sum(len(w.text.split()) for w in early) <= 1
+
+
+@MODELS
+def test_half_precision_runs(chunk_size: int) -> None:
+    """SimulEval's ``--fp16`` calls ``agent.to(device, fp16=True)``; the agent keeps working."""
+    agent = make_agent(chunk_size, waitk=2)
+    expected = simulate(agent, speechlike(1.5), 16000, 320)[-1].text
+    agent.to("cpu", fp16=True)
+    assert next(agent.loaded.model.parameters()).dtype == torch.float16
+    writes = simulate(agent, speechlike(1.5), 16000, 320)
+    assert writes[-1].finished and writes[-1].text.split()[:3] == expected.split()[:3]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import yaml
-from conftest import single_thread_env
+from agent_testing import single_thread_env
 
 from fairseq_mgcm.agents.checkpoint import load_model
 from fairseq_mgcm.agents.online_fbank import OnlineFbank

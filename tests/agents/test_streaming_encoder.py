@@ -31,7 +31,9 @@ def test_incremental_encoding_equals_whole(chunk_size: int, segment: int) -> Non
         if chunk_size and stream.n_frames:
             # a chunk-causal encoder's states so far are final: equal to the whole utterance's
             whole = _whole(model.encoder, fbank_all(audio))
-            torch.testing.assert_close(stream.states, whole[: stream.n_frames], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(
+                stream.states, whole[: stream.n_frames], atol=1e-4, rtol=1e-4
+            )
             assert not stream.rewrote_prefix
         elif not chunk_size and prefix.shape[0]:
             torch.testing.assert_close(stream.states, _whole(model.encoder, prefix))
