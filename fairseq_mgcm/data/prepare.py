@@ -25,7 +25,7 @@ from fairseq_mgcm.data.atomic import atomic_open, atomic_path, write_lines, writ
 from fairseq_mgcm.data.cmvn import CmvnAccumulator
 from fairseq_mgcm.data.errors import CorpusError, where
 from fairseq_mgcm.data.features import (
-    N_MEL_BINS, TalkFeatures, read_segments, stored_entry_offsets, talk_features,
+    N_MEL_BINS, read_segments, stored_entry_offsets, talk_features,
 )
 from fairseq_mgcm.data.mustc import SAMPLE_RATE, SplitData, find_lang_dir, read_split
 from fairseq_mgcm.data.parallel import ordered_map
@@ -79,7 +79,6 @@ def _write_features(data: SplitData, out_dir: Path, jobs: int, progress_every: i
     progress = Progress(f"features {data.name}", len(segments), every=progress_every)
     with atomic_path(zip_path) as tmp_zip:
         with zipfile.ZipFile(tmp_zip, "w", compression=zipfile.ZIP_STORED) as zf:
-            result: TalkFeatures
             for result in ordered_map(talk_features, data.talks, jobs):
                 for seg_id, blob, frames in zip(result.ids, result.npy, result.n_frames):
                     # A fixed timestamp keeps the zip byte-identical across runs and --jobs.
