@@ -5,17 +5,20 @@ For each model size (``small``, ``medium``), each task set (``st+ctc``; ``st+ctc
 method (``none``; ``pcgrad`` at model level; ``mgcm`` at ``parameter`` and ``module``
 granularity, auxiliaries ``separate`` and ``combined``), a *fresh subprocess* builds a speech
 encoder-decoder (conv subsampler, transformer encoder with a CTC head, ST decoder, ASR decoder),
-runs warm-up steps, then times forward + backward and measures the step's peak memory:
+runs warm-up steps, then times forward + backward (CPU: process CPU time, which other jobs on a
+shared machine do not inflate; CUDA: wall time) and measures the step's peak memory:
 
 * CPU: the peak resident set size of the step (``VmHWM`` after resetting it through
   ``/proc/self/clear_refs``) above the resident size before it, with glibc's mmap threshold
   fixed at 64 KiB (``MALLOC_MMAP_THRESHOLD_``) so that freed tensors leave the RSS at once;
 * CUDA: ``torch.cuda.max_memory_allocated`` above ``memory_allocated`` before the step.
 
-The engine's own accounting (``ConflictStats.held_bytes``) is reported next to it. The
-*projection share* is the time a method spends beyond the same backward passes run bare
-(same losses, same order, no hooks), as a share of its step. Gradients start as ``None``
-(update-freq 1, the first micro-batch).
+The extra memory over ``none`` is reported whole, next to what the same backward passes cost
+when run bare (same losses, same order, no hooks: the activations kept alive by
+``retain_graph``, which any method with separate passes pays) and to the engine's own
+accounting of the gradient tensors it holds (``ConflictStats.held_bytes``; for PCGrad, its
+flat per-task gradients). The *projection share* is the time a method spends beyond the bare
+passes, as a share of its step. Gradients start as ``None`` (update-freq 1).
 
 usage: OMP_NUM_THREADS=1 python benchmarks/bench_conflict.py [--device cpu] [--steps 3]
            [--sizes small,medium] [--json results.json]
@@ -41,8 +44,8 @@ from fairseq_mgcm.conflict import ConflictEngine, partition  # noqa: E402
 from fairseq_mgcm.conflict._graph import reachable_leaves  # noqa: E402
 
 SIZES = {  # dim, encoder layers, decoder layers, ffn, batch, frames, target tokens
-    "small": dict(dim=256, enc=6, dec=3, ffn=1024, batch=4, frames=320, tokens=24),
-    "medium": dict(dim=512, enc=8, dec=4, ffn=2048, batch=4, frames=320, tokens=24),
+    "small": dict(dim=256, enc=6, dec=3, ffn=1024, batch=8, frames=400, tokens=30),
+    "medium": dict(dim=512, enc=8, dec=4, ffn=2048, batch=8, frames=400, tokens=30),
 }
 VOCAB_TGT, VOCAB_SRC, FEATURES = 2000, 1000, 80
 METHODS = [  # method, granularity, aux_mode
@@ -214,11 +217,13 @@ def child(args: argparse.Namespace) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
+
     def step(bare: bool) -> tuple[float, float, int]:
         model.zero_grad(set_to_none=True)
         meter.start()
         sync()
-        start = time.perf_counter()
+        start = clock()
         losses = model.losses(batch, args.tasks)
         if bare:
             _bare_passes(losses, args.method, args.aux_mode)
@@ -226,18 +231,20 @@ def child(args: argparse.Namespace) -> dict:
         else:
             held = engine.backward(losses, "st").held_bytes
         sync()
-        seconds = time.perf_counter() - start
+        seconds = clock() - start
         return seconds, meter.stop(), held
 
     for _ in range(args.warmup):
         step(bare=False)
         step(bare=True)
-    timed, bare, peaks, held = [], [], [], 0
+    timed, bare, peaks, bare_peaks, held = [], [], [], [], 0
     for _ in range(args.steps):
         seconds, peak, held = step(bare=False)
         timed.append(seconds)
         peaks.append(peak)
-        bare.append(step(bare=True)[0])
+        seconds, peak, _ = step(bare=True)
+        bare.append(seconds)
+        bare_peaks.append(peak)
     losses = model.losses(batch, args.tasks)
     bound = _shared_primary_mib(model, losses, "model")
     return {
@@ -247,7 +254,7 @@ def child(args: argparse.Namespace) -> dict:
         "grad_mib": sum(p.nbytes for p in model.parameters()) / 2**20,
         "stash_bound_mib": bound,
         "step_s": statistics.median(timed), "bare_s": statistics.median(bare),
-        "peak_mib": max(peaks), "held_mib": held / 2**20,
+        "peak_mib": max(peaks), "bare_peak_mib": max(bare_peaks), "held_mib": held / 2**20,
     }
 
 
@@ -261,21 +268,26 @@ def run_child(args: argparse.Namespace, size: str, tasks: int, method: tuple[str
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["size    tasks method  gran.     aux       step_s  x_none  proj%  peak_MiB  "
-             "x_none  extra_MiB  %pcgrad  held_MiB"]
-    for group_key in sorted({(r["size"], r["tasks"]) for r in rows}, key=lambda k: (k[0] != "small", k[1])):
-        group = [r for r in rows if (r["size"], r["tasks"]) == group_key]
+    """One line per run: step time, its ratio to none and the projection share; the step's peak
+    memory and its ratio to none; the extra over none, as MiB and as % of PCGrad's; the extra
+    of the bare passes; the bytes the engine holds, as MiB and as % of PCGrad's."""
+    lines = ["size    tasks method  gran.     aux      step_s x_none proj%  peak_MiB x_none "
+             "extra_MiB %pcgrad passes_MiB held_MiB %pcgrad"]
+    for key in sorted({(r["size"], r["tasks"]) for r in rows}, key=lambda k: (k[0] != "small", k)):
+        group = [r for r in rows if (r["size"], r["tasks"]) == key]
         none = next(r for r in group if r["method"] == "none")
         pcgrad = next(r for r in group if r["method"] == "pcgrad")
         pc_extra = pcgrad["peak_mib"] - none["peak_mib"]
         for r in group:
             extra = r["peak_mib"] - none["peak_mib"]
+            passes = r["bare_peak_mib"] - none["peak_mib"]
             share = 100 * max(0.0, r["step_s"] - r["bare_s"]) / r["step_s"]
             lines.append(
                 f"{r['size']:<7} {r['tasks']:>5} {r['method']:<7} {r['granularity']:<9} "
-                f"{r['aux_mode']:<9} {r['step_s']:>6.3f}  {r['step_s'] / none['step_s']:>6.2f}  "
-                f"{share:>5.1f}  {r['peak_mib']:>8.1f}  {r['peak_mib'] / none['peak_mib']:>6.2f}  "
-                f"{extra:>9.1f}  {100 * extra / pc_extra:>7.1f}  {r['held_mib']:>8.2f}")
+                f"{r['aux_mode']:<8} {r['step_s']:>6.3f} {r['step_s'] / none['step_s']:>6.2f} "
+                f"{share:>5.1f} {r['peak_mib']:>9.1f} {r['peak_mib'] / none['peak_mib']:>6.2f} "
+                f"{extra:>9.1f} {100 * extra / pc_extra:>7.1f} {passes:>10.1f} "
+                f"{r['held_mib']:>8.2f} {100 * r['held_mib'] / pcgrad['held_mib']:>7.2f}")
         lines.append(f"        ({none['params_m']:.1f} M parameters, {none['grad_mib']:.0f} MiB of "
                      f"gradients, stash bound {none['stash_bound_mib']:.0f} MiB)")
     return "\n".join(lines)

@@ -1,10 +1,9 @@
 """Discard: drop an auxiliary gradient on every module where it conflicts with the primary."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from fairseq_mgcm.conflict._rule import GroupRule
+from fairseq_mgcm.conflict._rule import GroupRule, Scalar, where
 
 
 class Discard(GroupRule):
@@ -17,6 +16,6 @@ class Discard(GroupRule):
     name = "discard"
     drops_auxiliary = True
 
-    def _coefficients(self, dot: Tensor, primary_sq: Tensor, conflict: Tensor) -> tuple[Tensor, Tensor]:
-        alpha = torch.where(conflict, torch.zeros_like(dot), torch.ones_like(dot))
-        return alpha, torch.zeros_like(dot)
+    def _coefficients(self, dot: Scalar, primary_sq: Scalar, conflict: Tensor | bool
+                      ) -> tuple[Scalar, Scalar]:
+        return where(conflict, 0.0, 1.0), 0.0

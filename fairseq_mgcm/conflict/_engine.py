@@ -52,6 +52,7 @@ class ConflictEngine:
         aux_mode: str = "separate",
         seed: int = 0,
     ) -> None:
+        method, granularity, aux_mode = str(method), str(granularity), str(aux_mode)
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if granularity not in GRANULARITIES:

@@ -1,10 +1,9 @@
 """MGCM: modular gradient conflict mitigation (Liu et al. 2024, arXiv:2409.15911)."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from fairseq_mgcm.conflict._rule import GroupRule
+from fairseq_mgcm.conflict._rule import GroupRule, Scalar, where
 
 
 class MGCM(GroupRule):
@@ -21,7 +20,7 @@ class MGCM(GroupRule):
 
     name = "mgcm"
 
-    def _coefficients(self, dot: Tensor, primary_sq: Tensor, conflict: Tensor) -> tuple[Tensor, Tensor]:
-        safe_sq = torch.where(conflict, primary_sq, torch.ones_like(primary_sq))
-        beta = torch.where(conflict, -dot / safe_sq, torch.zeros_like(dot))
-        return torch.ones_like(dot), beta
+    def _coefficients(self, dot: Scalar, primary_sq: Scalar, conflict: Tensor | bool
+                      ) -> tuple[Scalar, Scalar]:
+        safe_sq = where(conflict, primary_sq, 1.0)
+        return 1.0, where(conflict, -dot / safe_sq, 0.0)

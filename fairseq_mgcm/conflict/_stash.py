@@ -75,7 +75,7 @@ class _StashedGroup:
         sums = self.sums[task]
         sums.primary_sq = self.primary_sq.primary_sq
         if sums.primary_sq is not None:
-            alpha, beta = host_scalars(*self._rule(sums.dot_or_zero(), sums.primary_sq))
+            alpha, beta = self._rule(*host_scalars(sums.dot_or_zero(), sums.primary_sq))
             if not self._rule.drops_auxiliary:
                 alpha = 1.0
             for param in self.primary:

@@ -61,7 +61,7 @@ class _StreamedGroup:
             self.sums.add_aux(param.grad, None)
         if self.sums.primary_sq is None:
             return
-        alpha, beta = host_scalars(*self._rule(self.sums.dot_or_zero(), self.sums.primary_sq))
+        alpha, beta = self._rule(*host_scalars(self.sums.dot_or_zero(), self.sums.primary_sq))
         if not self._rule.drops_auxiliary:
             alpha = 1.0
         for param in self._primary:

@@ -34,12 +34,13 @@ class HeldBytes:
         self.now -= tensor.nbytes
 
 
-def host_scalars(alpha: Tensor, beta: Tensor) -> tuple[Tensor | float, Tensor | float]:
-    """On CPU, the coefficients as Python floats (reading them costs nothing there, and lets
-    updates with a zero coefficient be skipped); on an accelerator, unchanged (no sync)."""
-    if alpha.device.type == "cpu":
-        return float(alpha), float(beta)
-    return alpha, beta
+def host_scalars(*values: Tensor) -> tuple[Tensor | float, ...]:
+    """On CPU, 0-dim tensors as Python floats (reading them costs nothing there, the rule then
+    runs on floats, and updates with a zero coefficient are skipped); on an accelerator,
+    unchanged (no host sync)."""
+    if values[0].device.type == "cpu":
+        return tuple(float(v) for v in values)
+    return values
 
 
 def add_scaled(target: Tensor, source: Tensor, coef: Tensor | float) -> None:

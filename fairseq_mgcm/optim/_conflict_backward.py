@@ -45,10 +45,9 @@ class ConflictAwareBackward:
         telemetry_jsonl: str | None = None,
         seed: int = 1,
     ) -> None:
-        ConflictEngine(nn.Module(), method, granularity, aux_mode)  # validates the options
-        self.method = method
-        self.granularity = granularity
-        self.aux_mode = aux_mode
+        # str(): fairseq configs hold ChoiceEnum members; the engine and telemetry want strings
+        self.method, self.granularity, self.aux_mode = str(method), str(granularity), str(aux_mode)
+        ConflictEngine(nn.Module(), self.method, self.granularity, self.aux_mode)  # validates
         self._seed = seed
         self._engine: ConflictEngine | None = None
         self._engine_model: nn.Module | None = None
