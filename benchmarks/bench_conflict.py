@@ -162,7 +162,8 @@ class _PeakMeter:
         return _rss_mib()[1] - self._base
 
 
-def _bare_passes(losses: dict[str, Tensor], method: str, aux_mode: str) -> None:
+def _bare_passes(losses: dict[str, Tensor], method: str, aux_mode: str,
+                 params: list[nn.Parameter]) -> None:
     """The backward passes the method runs, without any hook or projection."""
     aux = [name for name in losses if name != "st"]
     if method == "none":
@@ -177,21 +178,17 @@ def _bare_passes(losses: dict[str, Tensor], method: str, aux_mode: str) -> None:
         return
     else:
         order = ["st"] + aux
-    params = None
     for i, name in enumerate(order):
         retain = i < len(order) - 1
         if method == "pcgrad":
-            params = params or [p for p in _MODEL.parameters()]
             torch.autograd.grad(losses[name], params, retain_graph=retain, allow_unused=True)
         else:
             losses[name].backward(retain_graph=retain)
 
 
-_MODEL: nn.Module | None = None
-
-
 def _shared_primary_mib(model: nn.Module, losses: dict[str, Tensor], granularity: str) -> float:
-    """The stash bound: primary-gradient bytes of groups shared with an auxiliary."""
+    """Primary-gradient bytes of the groups shared with an auxiliary; at ``parameter``
+    granularity, the issue's bound: one stash of the gradients of the shared parameters."""
     primary = reachable_leaves(losses["st"])
     aux = set().union(*(reachable_leaves(v) for k, v in losses.items() if k != "st"))
     total = 0
@@ -203,12 +200,11 @@ def _shared_primary_mib(model: nn.Module, losses: dict[str, Tensor], granularity
 
 
 def child(args: argparse.Namespace) -> dict:
-    global _MODEL
     device = torch.device(args.device)
     size = SIZES[args.size]
     torch.manual_seed(0)
     model = SpeechModel(**size).to(device)
-    _MODEL = model
+    params = list(model.parameters())
     engine = ConflictEngine(model, args.method, args.granularity, args.aux_mode, seed=0)
     batch = make_batch(size, device, 0)
     meter = _PeakMeter(device)
@@ -226,7 +222,7 @@ def child(args: argparse.Namespace) -> dict:
         start = clock()
         losses = model.losses(batch, args.tasks)
         if bare:
-            _bare_passes(losses, args.method, args.aux_mode)
+            _bare_passes(losses, args.method, args.aux_mode, params)
             held = 0
         else:
             held = engine.backward(losses, "st").held_bytes
@@ -246,7 +242,7 @@ def child(args: argparse.Namespace) -> dict:
         bare.append(seconds)
         bare_peaks.append(peak)
     losses = model.losses(batch, args.tasks)
-    bound = _shared_primary_mib(model, losses, "model")
+    bound = _shared_primary_mib(model, losses, "parameter")
     return {
         "size": args.size, "tasks": args.tasks, "method": args.method,
         "granularity": args.granularity, "aux_mode": args.aux_mode, "device": args.device,
@@ -258,7 +254,8 @@ def child(args: argparse.Namespace) -> dict:
     }
 
 
-def run_child(args: argparse.Namespace, size: str, tasks: int, method: tuple[str, str, str]) -> dict:
+def run_child(args: argparse.Namespace, size: str, tasks: int,
+              method: tuple[str, str, str]) -> dict:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
     command = [sys.executable, __file__, "--child", "--device", args.device, "--size", size,
                "--tasks", str(tasks), "--method", method[0], "--granularity", method[1],
@@ -273,7 +270,8 @@ def _table(rows: list[dict]) -> str:
     of the bare passes; the bytes the engine holds, as MiB and as % of PCGrad's."""
     lines = ["size    tasks method  gran.     aux      step_s x_none proj%  peak_MiB x_none "
              "extra_MiB %pcgrad passes_MiB held_MiB %pcgrad"]
-    for key in sorted({(r["size"], r["tasks"]) for r in rows}, key=lambda k: (k[0] != "small", k)):
+    keys = sorted({(r["size"], r["tasks"]) for r in rows}, key=lambda k: (k[0] != "small", k))
+    for key in keys:
         group = [r for r in rows if (r["size"], r["tasks"]) == key]
         none = next(r for r in group if r["method"] == "none")
         pcgrad = next(r for r in group if r["method"] == "pcgrad")
@@ -291,6 +289,18 @@ def _table(rows: list[dict]) -> str:
         lines.append(f"        ({none['params_m']:.1f} M parameters, {none['grad_mib']:.0f} MiB of "
                      f"gradients, stash bound {none['stash_bound_mib']:.0f} MiB)")
     return "\n".join(lines)
+
+
+def _machine(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = "unknown CPU"
+    return f"{model}, {os.cpu_count()} cores"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,8 +332,9 @@ def main(argv: list[str] | None = None) -> int:
                     continue  # one auxiliary: combined is separate
                 rows.append(run_child(args, size, tasks, method))
                 print(f"# {size} {tasks} {method}: {rows[-1]['step_s']:.3f} s", file=sys.stderr)
-    print(f"device {args.device}, torch {torch.__version__}, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(f"device {args.device} ({_machine(args.device)}), torch {torch.__version__}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"load average at the end {os.getloadavg()[0]:.2f}")
     print(_table(rows))
     if args.json:
         tmp = args.json.with_name(args.json.name + ".tmp")

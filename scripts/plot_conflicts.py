@@ -35,7 +35,8 @@ def read_records(path: Path) -> list[tuple[int, str, str, str, bool]]:
                 for r in entry["records"]:
                     rows.append((step, r["pair"], r["kind"], r["module"], bool(r["conflict"])))
             except (ValueError, KeyError, TypeError) as error:
-                raise ValueError(f"{path}:{number}: not a conflict telemetry line ({error})") from None
+                message = f"{path}:{number}: not a conflict telemetry line ({error})"
+                raise ValueError(message) from None
     if not rows:
         raise ValueError(f"{path}: no conflict records (was the method 'none'?)")
     return rows
@@ -65,7 +66,8 @@ def conflict_grid(rows, pair: str, bins: int) -> tuple[list[str], list[float], l
     return modules, edges, grid
 
 
-def plot_conflicts(path: Path, output: Path, bins: int = 50, pairs: list[str] | None = None) -> Path:
+def plot_conflicts(path: Path, output: Path, bins: int = 50,
+                   pairs: list[str] | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")

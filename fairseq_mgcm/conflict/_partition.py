@@ -162,7 +162,8 @@ class _Walker:
             return
         for child_name, child in leftovers:
             child_path = _join(path, child_name)
-            self._emit(child_path, _leaf_kind(child_name, child), self._claim(child, child_path, True))
+            params = self._claim(child, child_path, recurse=True)
+            self._emit(child_path, _leaf_kind(child_name, child), params)
         self._emit(path, "other", own)
 
 

@@ -125,5 +125,6 @@ def _records(names: list[str], gram: list[list[float]]) -> tuple[ModuleConflict,
             norm = math.sqrt(gram[i][i] * gram[j][j]) if finite else 0.0
             cosine = gram[i][j] / norm if finite and norm > 0 else math.nan
             conflict = finite and norm > 0 and gram[i][j] < 0
-            records.append(ModuleConflict("<model>", "model", (names[i], names[j]), cosine, conflict))
+            pair = (names[i], names[j])
+            records.append(ModuleConflict("<model>", "model", pair, cosine, conflict))
     return tuple(records)

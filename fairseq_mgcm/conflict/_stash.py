@@ -109,9 +109,8 @@ def stash_backward(
     states: list[_StashedGroup] = []
     for group in groups:
         primary = [p for _, p in group.params if id(p) in reached_primary]
-        tasks = {
-            task: [p for _, p in group.params if id(p) in leaves] for task, leaves in reached.items()
-        }
+        tasks = {task: [p for _, p in group.params if id(p) in leaves]
+                 for task, leaves in reached.items()}
         tasks = {task: params for task, params in tasks.items() if params}
         if primary and tasks:
             states.append(_StashedGroup(group, rule, primary, tasks, held))

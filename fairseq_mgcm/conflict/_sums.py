@@ -1,4 +1,4 @@
-"""Per-(group, auxiliary) running scalars, gradient hooks, and the conflict records built from them."""
+"""Per-(group, auxiliary) running scalars, gradient hooks, and the conflict records from them."""
 from __future__ import annotations
 
 import contextlib
@@ -81,5 +81,6 @@ def to_records(sums: list[PairSums], primary: str) -> tuple[ModuleConflict, ...]
         finite = all(math.isfinite(v) for v in (d, psq, asq))
         cosine = d / math.sqrt(psq * asq) if finite and psq > 0 and asq > 0 else math.nan
         conflict = finite and psq > 0 and d < 0
-        records.append(ModuleConflict(s.group.name, s.group.kind, (primary, s.task), cosine, conflict))
+        pair = (primary, s.task)
+        records.append(ModuleConflict(s.group.name, s.group.kind, pair, cosine, conflict))
     return tuple(records)

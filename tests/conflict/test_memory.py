@@ -63,7 +63,8 @@ def test_second_micro_batch_uses_the_stash() -> None:
     engine = ConflictEngine(model, "mgcm")
     first = engine.backward(losses(), "st")
     second = engine.backward(losses(), "st")
-    assert first.held_bytes < second.held_bytes == sum(_shared_primary_bytes(model, losses(), "module"))
+    stash = sum(_shared_primary_bytes(model, losses(), "module"))
+    assert first.held_bytes < second.held_bytes == stash
 
 
 def test_combined_auxiliaries_stream() -> None:

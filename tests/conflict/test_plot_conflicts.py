@@ -25,14 +25,16 @@ def test_heat_map_from_engine_telemetry(tmp_path: Path) -> None:
     writer = JsonlWriter(tmp_path / "c.jsonl")
     for step in range(6):
         model.zero_grad(set_to_none=True)
-        stats = ConflictEngine(model, "mgcm").backward(toy_losses(model, step, anti=step / 3)(), "st")
+        losses = toy_losses(model, step, anti=step / 3)()
+        stats = ConflictEngine(model, "mgcm").backward(losses, "st")
         writer.write(to_json_line(stats, step))
     writer.close()
     plot = _script()
     modules, edges, grid = plot.conflict_grid(plot.read_records(tmp_path / "c.jsonl"), "ctc", 3)
     assert len(edges) == 4 and len(grid) == len(modules)
     assert modules[0] == "subsample"  # kinds in a fixed order: subsampler first
-    assert plot.main([str(tmp_path / "c.jsonl"), str(tmp_path / "out" / "c.png"), "--bins", "3"]) == 0
+    png = tmp_path / "out" / "c.png"
+    assert plot.main([str(tmp_path / "c.jsonl"), str(png), "--bins", "3"]) == 0
     assert (tmp_path / "out" / "c.png").stat().st_size > 1000
 
 

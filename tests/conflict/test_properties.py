@@ -40,7 +40,8 @@ def test_update_does_not_conflict_with_primary_on_any_group(method, granularity,
     aux_part = {n: None if update[n] is None else update[n] - (p[n] if p[n] is not None else 0)
                 for n in update}
     for group in partition(model, granularity):
-        assert _group_dot(group, aux_part, p) >= -1e-9 * max(1.0, _group_dot(group, p, p)), group.name
+        tolerance = 1e-9 * max(1.0, _group_dot(group, p, p))
+        assert _group_dot(group, aux_part, p) >= -tolerance, group.name
 
 
 @pytest.mark.parametrize("anti", [0.5, 2.0])

@@ -68,7 +68,8 @@ def run(rank: int, backend: str, method: str) -> dict:
         counter.restore()
 
 
-def _update(rank: int, backend: str, method: str, model: torch.nn.Module, counter: _Counter) -> dict:
+def _update(rank: int, backend: str, method: str, model: torch.nn.Module,
+            counter: _Counter) -> dict:
     wrapped = _wrap(model, backend, counter)
     optimizer = adam(model.parameters())
     backward = ConflictAwareBackward(method)

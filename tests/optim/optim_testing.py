@@ -30,7 +30,8 @@ class ThreeTaskModel(nn.Module):
         self.ctc_proj = nn.Linear(dim, 3)
         self.asr_proj = nn.Linear(dim, 3)
 
-    def forward(self, x: Tensor, targets: dict[str, Tensor], anti: float = 1.0) -> dict[str, Tensor]:
+    def forward(self, x: Tensor, targets: dict[str, Tensor],
+                anti: float = 1.0) -> dict[str, Tensor]:
         h = self.layer(x)
         shared = (h.float() * targets["shared"]).sum()
         return {
@@ -44,7 +45,8 @@ def batch(seed: int, dim: int = 8, dtype: torch.dtype = torch.float32) -> tuple[
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(2, 5, dim, generator=gen).to(dtype)
     targets = {"shared": torch.randn(2, 5, dim, generator=gen),
-               "st": torch.randn(2, 5, 4, generator=gen), "ctc": torch.randn(2, 5, 3, generator=gen),
+               "st": torch.randn(2, 5, 4, generator=gen),
+               "ctc": torch.randn(2, 5, 3, generator=gen),
                "asr": torch.randn(2, 5, 3, generator=gen)}
     return x, targets
 

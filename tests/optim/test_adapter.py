@@ -64,7 +64,8 @@ def test_telemetry_metrics_and_jsonl(tmp_path) -> None:
     assert "cosine_asr_ffn" in values and "conflict_rate_asr" in values
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [line["step"] for line in lines] == [0, 1, 2]
-    assert {r["module"] for r in lines[0]["records"]} >= {"layer.attn", "layer.norm", "layer.{fc1,fc2}"}
+    modules = {r["module"] for r in lines[0]["records"]}
+    assert modules >= {"layer.attn", "layer.norm", "layer.{fc1,fc2}"}
 
 
 def test_ignored_batch_gives_zero_gradients() -> None:

@@ -59,7 +59,7 @@ def test_per_worker_projection_then_one_average(backend: str, method: str, resul
     # start, micro-batch 1, micro-batch 2 (the last), the trainer's all_reduce_grads
     counts = results[0]["counts"]
     if backend == "c10d" and method == "mgcm":
-        assert counts[0] == counts[1] == (0, 0), "nothing may be reduced before the last micro-batch"
+        assert counts[0] == counts[1] == (0, 0), "nothing reduced before the last micro-batch"
         assert counts[2][0] >= 1 and counts[2][1] == 0, "one bucketed all-reduce, DDP's never"
         assert counts[3] == counts[2]
         assert "ddp_scope" in results[0]["unscoped_error"]
