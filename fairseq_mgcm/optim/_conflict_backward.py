@@ -110,6 +110,7 @@ class ConflictAwareBackward:
 
     def _log(self, stats: ConflictStats, update_num: int | None) -> None:
         for name, (value, weight) in summarize(stats).items():
-            metrics.log_scalar(name, value, weight=weight, round=3)
+            # priority 700: after fairseq's loss, throughput and gnorm columns in the logs
+            metrics.log_scalar(name, value, weight=weight, priority=700, round=3)
         if self._writer is not None and (not dist.is_initialized() or dist.get_rank() == 0):
             self._writer.write(to_json_line(stats, update_num))
