@@ -112,5 +112,6 @@ class ConflictAwareBackward:
         for name, (value, weight) in summarize(stats).items():
             # priority 700: after fairseq's loss, throughput and gnorm columns in the logs
             metrics.log_scalar(name, value, weight=weight, priority=700, round=3)
-        if self._writer is not None and (not dist.is_initialized() or dist.get_rank() == 0):
+        first_worker = not dist.is_initialized() or dist.get_rank() == 0
+        if self._writer is not None and stats.records and first_worker:
             self._writer.write(to_json_line(stats, update_num))

@@ -108,3 +108,12 @@ def test_bad_options_fail_at_construction() -> None:
         ConflictAwareBackward("mgmc")
     with pytest.raises(ValueError, match="aux_mode"):
         ConflictAwareBackward("mgcm", aux_mode="both")
+
+
+def test_method_none_writes_no_telemetry(tmp_path) -> None:
+    model = ThreeTaskModel()
+    path = tmp_path / "conflicts.jsonl"
+    x, targets = batch(0)
+    ConflictAwareBackward("none", telemetry_jsonl=str(path))(adam(model.parameters()), model,
+                                                             model(x, targets))
+    assert not path.exists()
