@@ -134,7 +134,8 @@ else
     text_args=()
     if [ "$corpus" = text ]; then
       [ -n "$src_text" ] && [ -n "$tgt_text" ] || die "--corpus text needs --src-text and --tgt-text"
-      text_args=(--src-text "$src_text" --tgt-text "$tgt_text")
+      text_args=(--src-text "$src_text" --tgt-text "$tgt_text"
+                 --max-sentences $((n_train + n_dev + n_test)))
     fi
     python scripts/make_corpus.py --out "$corpus_dir" "${text_args[@]}" \
       --n-train "$n_train" --n-dev "$n_dev" --n-test "$n_test" --seed "$corpus_seed"

@@ -10,5 +10,5 @@ methods="mgcm"
 ngpus=0
 n_average=3
 beam=1
-k_list="1 3 5 1000"
+k_list="1 3 5 7"
 segment_size=160
