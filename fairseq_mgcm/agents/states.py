@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 from simuleval.agents.states import AgentStates
 from torch import Tensor
@@ -61,7 +62,8 @@ class WaitkStates(AgentStates):
 
     def encode_new_source(self) -> None:
         """Turn the samples that arrived since the last call into encoder states."""
-        new = torch.tensor(self.source[self.n_samples_read :], dtype=torch.float32)
+        # via numpy: a third of the time of torch.tensor on SimulEval's list of floats
+        new = torch.from_numpy(np.asarray(self.source[self.n_samples_read :], dtype=np.float32))
         self.n_samples_read = len(self.source)
         frames = self.fbank.push(self._model_rate_samples(new))
         if self.loaded.cmvn is not None and frames.shape[0] > 0:

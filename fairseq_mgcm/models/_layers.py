@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fairseq_mgcm.models._attention import MultiheadAttention
+from fairseq_mgcm.models._kv_cache import KVCache
 
 
 def sinusoidal_positions(positions: Tensor, dim: int) -> Tensor:
@@ -72,16 +73,18 @@ class EncoderLayer(nn.Module):
         return x + self.dropout(self.ffn(self.final_layer_norm(x)))
 
     def forward_chunk(
-        self, x: Tensor, cache: tuple[Tensor, Tensor] | None
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """One chunk ``[B, T, C]`` attending to itself and the cached keys/values of all earlier
-        chunks; returns the output and the cache extended with this chunk."""
+        self, x: Tensor, cache: KVCache | None, mask: Tensor | None = None
+    ) -> tuple[Tensor, KVCache]:
+        """New frames ``[B, T, C]`` (one or more chunks) attending to themselves and the cached
+        keys/values of all earlier chunks; returns the output and the cache extended with them.
+
+        ``mask`` ``[T, T_cached + T]`` (True = may attend) is needed only when ``x`` holds more
+        than one chunk; a single chunk sees every cached frame and itself.
+        """
         h = self.self_attn_layer_norm(x)
-        key, value = self.self_attn.project_kv(h)
-        if cache is not None:
-            key, value = torch.cat([cache[0], key], dim=2), torch.cat([cache[1], value], dim=2)
-        x = x + self.dropout(self.self_attn.attend(h, key, value, None))
-        return x + self.dropout(self.ffn(self.final_layer_norm(x))), (key, value)
+        cache = KVCache.extend(cache, *self.self_attn.project_kv(h))
+        x = x + self.dropout(self.self_attn.attend(h, cache.key, cache.value, mask))
+        return x + self.dropout(self.ffn(self.final_layer_norm(x))), cache
 
 
 class DecoderLayer(nn.Module):
@@ -108,18 +111,16 @@ class DecoderLayer(nn.Module):
     def forward(
         self,
         x: Tensor,
-        self_kv: tuple[Tensor, Tensor] | None,
+        self_kv: KVCache | None,
         self_mask: Tensor | None,
         encoder_kv: tuple[Tensor, Tensor],
         encoder_mask: Tensor | None,
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    ) -> tuple[Tensor, KVCache]:
         """``x`` ``[B, T, C]`` new positions; ``self_kv`` cached keys/values of earlier positions
         (or None). Returns the output and the self-attention keys/values including ``x``."""
         h = self.self_attn_layer_norm(x)
-        key, value = self.self_attn.project_kv(h)
-        if self_kv is not None:
-            key, value = torch.cat([self_kv[0], key], dim=2), torch.cat([self_kv[1], value], dim=2)
-        x = x + self.dropout(self.self_attn.attend(h, key, value, self_mask))
+        self_kv = KVCache.extend(self_kv, *self.self_attn.project_kv(h))
+        x = x + self.dropout(self.self_attn.attend(h, self_kv.key, self_kv.value, self_mask))
         h = self.encoder_attn_layer_norm(x)
         x = x + self.dropout(self.encoder_attn.attend(h, *encoder_kv, encoder_mask))
-        return x + self.dropout(self.ffn(self.final_layer_norm(x))), (key, value)
+        return x + self.dropout(self.ffn(self.final_layer_norm(x))), self_kv

@@ -22,6 +22,7 @@ from fairseq.models import FairseqIncrementalDecoder
 from torch import Tensor, nn
 
 from fairseq_mgcm.models._attention import causal_mask, combine_masks, key_padding_to_mask
+from fairseq_mgcm.models._kv_cache import KVCache
 from fairseq_mgcm.models._layers import DecoderLayer, sinusoidal_positions
 
 IncrementalState = dict[str, dict[str, Tensor | None]]
@@ -149,7 +150,8 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         x = self.embed_scale * self.embed_tokens(tokens)
         x = self.dropout(x + sinusoidal_positions(positions, x.shape[2]).to(x))
 
-        self_mask = causal_mask(n_new, x.device, offset=n_done)
+        # one new position may see every cached one: no mask (the common incremental step)
+        self_mask = causal_mask(n_new, x.device, offset=n_done) if n_new > 1 else None
         k = None if incremental else self.sample_lagging()
         encoder_mask = combine_masks(
             self.waitk_mask(n_new, enc.shape[1], k, x.device), key_padding_to_mask(enc_padding)
@@ -160,10 +162,16 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
             )
             self_kv = None
             if n_done > 0:
-                self_kv = (cache[f"self_k_{i}"], cache[f"self_v_{i}"])
-            x, (key, value) = layer(x, self_kv, self_mask, encoder_kv, encoder_mask)
+                self_kv = KVCache(
+                    cache[f"self_k_{i}"], cache[f"self_v_{i}"],
+                    cache.get(f"self_kbuf_{i}"), cache.get(f"self_vbuf_{i}"),
+                )  # fmt: skip
+            x, self_kv = layer(x, self_kv, self_mask, encoder_kv, encoder_mask)
             if incremental:
-                cache[f"self_k_{i}"], cache[f"self_v_{i}"] = key, value
+                cache[f"self_k_{i}"], cache[f"self_v_{i}"] = self_kv.key, self_kv.value
+                cache[f"self_kbuf_{i}"], cache[f"self_vbuf_{i}"] = (
+                    self_kv.key_buffer, self_kv.value_buffer
+                )
         x = self.layer_norm(x)
         if incremental:
             self.set_incremental_state(incremental_state, "cache", cache)
@@ -180,10 +188,14 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         n_frames = enc.shape[1]
         if key is None or value is None or refresh or n_cached > n_frames:
             key, value = attn.project_kv(enc)
+            cache[f"enc_kbuf_{i}"] = cache[f"enc_vbuf_{i}"] = None
         elif n_cached < n_frames:
             if self.encoder_prefix_stable:
-                new_key, new_value = attn.project_kv(enc[:, n_cached:])
-                key, value = torch.cat([key, new_key], dim=2), torch.cat([value, new_value], dim=2)
+                # append the new frames' keys/values in place (no copy of the cached ones)
+                old = KVCache(key, value, cache.get(f"enc_kbuf_{i}"), cache.get(f"enc_vbuf_{i}"))
+                new = KVCache.extend(old, *attn.project_kv(enc[:, n_cached:]))
+                key, value = new.key, new.value
+                cache[f"enc_kbuf_{i}"], cache[f"enc_vbuf_{i}"] = new.key_buffer, new.value_buffer
             else:
                 key, value = attn.project_kv(enc)
         cache[f"enc_k_{i}"], cache[f"enc_v_{i}"] = key, value
@@ -195,8 +207,11 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         cache = self.get_incremental_state(incremental_state, "cache")
         if cache is None:
             return
+        # index_select copies: the growable buffers of the encoder-side cache are dropped and
+        # rebuilt on the next extension
         reordered = {
             key: (value.index_select(0, new_order) if value is not None else None)
             for key, value in cache.items()
+            if "buf_" not in key
         }
         self.set_incremental_state(incremental_state, "cache", reordered)

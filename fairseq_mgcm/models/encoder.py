@@ -4,7 +4,9 @@ Chunk-causal (``chunk_size`` N > 0): encoder frame t belongs to chunk ``t // N``
 every frame of its own chunk and of all earlier chunks; the subsampler is then causal too. A
 finished chunk's outputs never change when more audio arrives, so :meth:`forward_streaming`
 encodes only new chunks, reusing the cached keys/values of earlier chunks in every layer; the
-per-chunk cost does not re-run the prefix (attention still reads the cached prefix keys).
+per-chunk cost does not re-run the prefix (attention still reads the cached prefix keys). All
+chunks ready in one call go through the layers together (one read of the weights), and the
+caches grow in place (``_kv_cache``) rather than being copied on every call.
 
 Bidirectional (N = 0): every frame sees the whole utterance, so streaming re-encodes the whole
 prefix on each call.
@@ -20,8 +22,9 @@ from fairseq.models import FairseqEncoder
 from torch import Tensor, nn
 
 from fairseq_mgcm.models._attention import combine_masks, key_padding_to_mask
+from fairseq_mgcm.models._kv_cache import KVCache, append
 from fairseq_mgcm.models._layers import EncoderLayer, sinusoidal_positions
-from fairseq_mgcm.models._subsampler import Conv1dSubsampler
+from fairseq_mgcm.models._subsampler import Conv1dSubsampler, subsampled_lengths
 
 
 @dataclass
@@ -37,11 +40,13 @@ class EncoderStreamingState:
     encoder_out: Tensor
     finished: bool = False
     # chunk-causal: subsampler buffers, subsampled frames waiting for a full chunk (already
-    # scaled and position-embedded), per-layer key/value caches, frames subsampled so far
+    # scaled and position-embedded), per-layer key/value caches, frames subsampled so far, and
+    # the buffer ``encoder_out`` is a view of (it grows without copying, see ``_kv_cache``)
     subsampler: list[Tensor] = field(default_factory=list)
     pending: Tensor | None = None
-    layer_cache: list[tuple[Tensor, Tensor]] | None = None
+    layer_cache: list[KVCache] | None = None
     n_subsampled: int = 0
+    encoder_out_buffer: Tensor | None = None
     # bidirectional: all fbank frames so far
     feats: Tensor | None = None
 
@@ -111,6 +116,19 @@ class WaitkS2TEncoder(FairseqEncoder):
             return None
         chunk = torch.arange(length, device=device) // self.chunk_size
         return chunk[None, :] <= chunk[:, None]
+
+    def n_streaming_frames(self, n_feats: int, finished: bool) -> int:
+        """Encoder frames ``forward_streaming`` has produced after ``n_feats`` fbank frames.
+
+        Known without running the encoder, so a caller can decide whether it needs the frames
+        before paying for them: a chunk-causal encoder emits whole chunks until ``finished``.
+        """
+        if n_feats <= 0:
+            return 0
+        n = int(subsampled_lengths(torch.tensor(n_feats), len(self.subsample.conv_layers)))
+        if self.is_chunk_causal and not finished:
+            n -= n % self.chunk_size
+        return n
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor, **kwargs) -> dict[str, list[Tensor]]:
         x, lengths = self._embed(src_tokens, src_lengths)
@@ -196,18 +214,26 @@ class WaitkS2TEncoder(FairseqEncoder):
             if finished
             else (pending.shape[1] // self.chunk_size) * self.chunk_size
         )
-        outputs = []
-        for start in range(0, n_ready, self.chunk_size):
-            h = pending[:, start : start + self.chunk_size]
-            caches = []
-            for i, layer in enumerate(self.layers):
-                h, kv = layer.forward_chunk(h, state.layer_cache[i] if state.layer_cache else None)
-                caches.append(kv)
-            state.layer_cache = caches
-            outputs.append(self.layer_norm(h))
         state.pending = pending[:, n_ready:]
-        new = torch.cat(outputs, dim=1).transpose(0, 1) if outputs else state.encoder_out[:0]
-        state.encoder_out = torch.cat([state.encoder_out, new], dim=0)
+        if n_ready == 0:
+            return state.encoder_out[:0]
+        # all ready chunks in one pass (one read of the weights), each chunk seeing itself and
+        # the chunks before it, as in forward()
+        h = pending[:, :n_ready]
+        n_done = state.encoder_out.shape[0]  # a multiple of chunk_size
+        mask = None
+        if n_ready > self.chunk_size:
+            chunk = torch.arange(n_done + n_ready, device=h.device) // self.chunk_size
+            mask = chunk[None, :] <= chunk[n_done:, None]
+        caches = state.layer_cache or [None] * len(self.layers)
+        state.layer_cache = []
+        for layer, cache in zip(self.layers, caches):
+            h, cache = layer.forward_chunk(h, cache, mask)
+            state.layer_cache.append(cache)
+        new = self.layer_norm(h).transpose(0, 1)
+        state.encoder_out_buffer, state.encoder_out = append(
+            state.encoder_out_buffer, state.encoder_out, new, dim=0
+        )
         return new
 
     def _stream_reencode(self, feats: Tensor, state: EncoderStreamingState) -> Tensor:

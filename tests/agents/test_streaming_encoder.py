@@ -53,3 +53,36 @@ def test_push_after_finish_is_ignored() -> None:
     n = stream.n_frames
     assert stream.push(fbank_all(speechlike(0.5)), finished=True) == 0
     assert stream.n_frames == n
+
+
+@pytest.mark.parametrize("chunk_size", [4, 0], ids=["chunk-causal", "bidirectional"])
+def test_encoding_waits_until_the_states_are_read(chunk_size: int) -> None:
+    """Pushed chunks are counted at once but encoded in one pass when the states are read."""
+    model, _ = make_model(chunk_size)
+    calls: list[int] = []
+    forward_streaming = model.encoder.forward_streaming
+
+    def counting(feats, state, finished=False):
+        calls.append(feats.shape[0])
+        return forward_streaming(feats, state, finished)
+
+    model.encoder.forward_streaming = counting
+    audio = speechlike(1.3)
+    fbank, stream = OnlineFbank(), StreamingEncoder(model.encoder)
+    n_pushed = 0
+    for start in range(0, 12000, 2000):
+        feats = fbank.push(audio[start : start + 2000])
+        n_pushed += feats.shape[0]
+        stream.push(feats, finished=False)
+        assert stream.n_frames == model.encoder.n_streaming_frames(n_pushed, False)
+    assert not calls
+    whole = _whole(model.encoder, fbank_all(audio))
+    prefix = _whole(model.encoder, fbank_all(audio[:12000]))
+    if chunk_size:
+        prefix = whole[: stream.n_frames]
+    torch.testing.assert_close(stream.states, prefix, atol=1e-4, rtol=1e-4)
+    assert calls == [n_pushed]
+    stream.push(fbank.push(audio[12000:]), finished=True)
+    torch.testing.assert_close(stream.states, whole, atol=1e-4, rtol=1e-4)
+    stream.states  # nothing left to encode
+    assert len(calls) == 2
