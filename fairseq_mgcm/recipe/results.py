@@ -32,7 +32,7 @@ class MethodResult:
     simul: list[dict[str, float]] = field(default_factory=list)  # rows of results.tsv
     peak_rss_mb: float | None = None
     train_wall_s: float | None = None
-    conflict_rate: float | None = None  # mean over updates and modules, all task pairs
+    conflict_rate: dict[str, float] = field(default_factory=dict)  # per task pair
 
 
 def _offline_bleu(path: Path) -> float | None:
@@ -57,21 +57,21 @@ def _number(text: str) -> float:
         return math.nan
 
 
-def _conflict_rate(path: Path) -> float | None:
-    """Mean of the per-update conflict flags over every module and task pair in the dump."""
+def _conflict_rate(path: Path) -> dict[str, float]:
+    """Per task pair, the share of (update, module) records in the telemetry dump that
+    conflicted (the engine's JSON lines: ``{"records": [{"pair", "conflict", ...}]}``)."""
     if not path.exists():
-        return None
-    flags = 0
-    total = 0
+        return {}
+    flags: dict[str, int] = {}
+    total: dict[str, int] = {}
     for line in path.read_text().splitlines():
         if not line.strip():
             continue
-        record = json.loads(line)
-        for module in record.get("modules", []):
-            if "conflict" in module:
-                flags += bool(module["conflict"])
-                total += 1
-    return flags / total if total else None
+        for record in json.loads(line).get("records", []):
+            pair = record["pair"]
+            flags[pair] = flags.get(pair, 0) + bool(record["conflict"])
+            total[pair] = total.get(pair, 0) + 1
+    return {pair: flags[pair] / total[pair] for pair in sorted(total)}
 
 
 def collect(exp_dir: str | Path, methods: list[str]) -> list[MethodResult]:
@@ -100,11 +100,12 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 def markdown_table(results: list[MethodResult]) -> str:
     """Two tables: per method (offline BLEU, memory, conflicts), then BLEU/AL per k."""
-    lines = ["| method | offline BLEU | peak RSS (MB) | train wall (s) | conflict rate |",
-             "|---|---:|---:|---:|---:|"]
+    lines = ["| method | offline BLEU | peak RSS (MB) | train wall (s) | conflict rate by pair |",
+             "|---|---:|---:|---:|---|"]
     for r in results:
+        rates = ", ".join(f"{pair} {rate:.3f}" for pair, rate in r.conflict_rate.items()) or "-"
         lines.append(f"| {r.method} | {_fmt(r.offline_bleu)} | {_fmt(r.peak_rss_mb, 0)} | "
-                     f"{_fmt(r.train_wall_s, 0)} | {_fmt(r.conflict_rate, 3)} |")
+                     f"{_fmt(r.train_wall_s, 0)} | {rates} |")
     simul = [(r.method, row) for r in results for row in r.simul]
     if simul:
         lines += ["", "| method | k | BLEU | AL (ms) | AL_CA (ms) | LAAL (ms) | AP | DAL (ms) |",

@@ -17,8 +17,11 @@ def _method(root, name, bleu, rows, conflicts=None):
     (d / "train_peak.json").write_text(json.dumps({"peak_rss_mb": 812.4, "wall_s": 61.0}))
     if conflicts is not None:
         (d / "conflict.jsonl").write_text("".join(
-            json.dumps({"step": i, "modules": [{"name": "m", "conflict": c}]}) + "\n"
-            for i, c in enumerate(conflicts)))
+            json.dumps({"step": i, "method": name, "records": [
+                {"module": "m", "kind": "ffn", "pair": "ctc", "cos": -0.1 if c else 0.1,
+                 "conflict": c},
+                {"module": "m", "kind": "ffn", "pair": "asr", "cos": 0.2, "conflict": False}]})
+            + "\n" for i, c in enumerate(conflicts)))
 
 
 def test_table_puts_methods_side_by_side(tmp_path):
@@ -27,7 +30,7 @@ def test_table_puts_methods_side_by_side(tmp_path):
     results = collect(tmp_path, ["none", "mgcm", "pcgrad"])
     table = markdown_table(results)
     assert "| none | 21.50 | 812 | 61 | - |" in table
-    assert "| mgcm | 22.25 | 812 | 61 | 0.500 |" in table
+    assert "| mgcm | 22.25 | 812 | 61 | asr 0.000, ctc 0.500 |" in table
     assert "| pcgrad | - | - | - | - |" in table      # not run: shown, not invented
     assert "| none | 1000 | 25.00 | 2500 | 2530 |" in table
 
