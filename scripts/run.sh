@@ -14,7 +14,7 @@
 #   4  average the last --n-average checkpoints
 #   5  offline BLEU on --test-set with fairseq-generate
 #   6  simultaneous evaluation with SimulEval over --k-list
-#   7  results table (markdown) and BLEU-AL plot (PNG)
+#   7  results table (markdown), BLEU-AL plot and per-method conflict heat maps (PNG)
 #
 # Every default below is a --flag (underscores become dashes). A --recipe file is sourced
 # first, so flags given after it override it.
@@ -215,7 +215,12 @@ fi
 
 # ---- stage 7: results ------------------------------------------------------------------------
 if run_stage 7; then
-  log "Stage 7: results table and BLEU-AL plot"
+  log "Stage 7: results table, BLEU-AL plot and conflict heat maps"
+  for m in "${methods_arr[@]}"; do
+    if [ -s "$exp_dir/$m/conflict.jsonl" ]; then
+      python scripts/plot_conflicts.py "$exp_dir/$m/conflict.jsonl" "$exp_dir/$m/conflicts.png"
+    fi
+  done
   python scripts/report_results.py --exp-dir "$exp_dir" --methods "${methods_arr[@]}"
 fi
 log "done: stages $stage..$stop_stage in $exp_dir"

@@ -53,6 +53,7 @@ def test_every_stage_of_the_recipe_runs_and_reports(tmp_path):
     assert (exp / "bleu_al.png").read_bytes()[:4] == b"\x89PNG"
     # Only mgcm writes conflict telemetry; `none` has no conflicts to measure.
     assert (exp / "mgcm" / "conflict.jsonl").stat().st_size > 0
+    assert (exp / "mgcm" / "conflicts.png").read_bytes()[:4] == b"\x89PNG"
 
     # A second run skips every finished stage and changes nothing.
     again = subprocess.run(command + ["--stop-stage", "3"], cwd=ROOT, env=env,
