@@ -55,6 +55,13 @@ def test_every_stage_of_the_recipe_runs_and_reports(tmp_path):
     assert (exp / "mgcm" / "conflict.jsonl").stat().st_size > 0
     assert (exp / "mgcm" / "conflicts.png").read_bytes()[:4] == b"\x89PNG"
 
+    # Decoding a trained model no longer needs the ASR checkpoint its encoder started from.
+    (exp / "asr_pretrain" / "checkpoints" / "checkpoint_best.pt").unlink()
+    offline = subprocess.run(command + ["--stage", "5", "--stop-stage", "5", "--methods", "mgcm"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert offline.returncode == 0, offline.stderr[-2000:]
+    assert "BLEU" in (exp / "mgcm" / "offline_bleu.txt").read_text()
+
     # A second run skips every finished stage and changes nothing.
     again = subprocess.run(command + ["--stop-stage", "3"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=300)

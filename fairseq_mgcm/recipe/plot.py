@@ -1,6 +1,7 @@
 """Draw BLEU against AL, one curve per method, as a PNG (the recipe's final figure)."""
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -13,6 +14,9 @@ __all__ = ["plot_bleu_al"]
 def plot_bleu_al(results: list[MethodResult], output: str | os.PathLike,
                  title: str = "BLEU vs. average lagging") -> Path:
     """Plot (AL, BLEU) per k for every method with simultaneous results; write atomically."""
+    # fairseq's wav2vec2_classification sets the root logger to DEBUG at import time, which
+    # would make matplotlib print its font search.
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib
 
     matplotlib.use("Agg")

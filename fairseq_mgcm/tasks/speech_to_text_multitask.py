@@ -8,6 +8,7 @@ Extends fairseq's ``SpeechToTextTask`` (manifests, data config, target dictionar
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from argparse import Namespace
@@ -20,6 +21,7 @@ from fairseq.data.audio.data_cfg import S2TDataConfig
 from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.speech_to_text import SpeechToTextTask
+from omegaconf import open_dict
 
 from fairseq_mgcm.data.multitask_dataset import build_src_bpe, load_transcript_dataset
 from fairseq_mgcm.optim import ConflictAwareBackward
@@ -96,6 +98,12 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
         )
 
     def build_model(self, cfg, from_checkpoint: bool = False):
+        if from_checkpoint and getattr(cfg, "load_pretrained_encoder_from", None):
+            # The checkpoint's own weights replace this initialisation: do not read (or need)
+            # the pre-trained encoder's file when loading for decoding or evaluation.
+            cfg = copy.deepcopy(cfg)
+            with open_dict(cfg):
+                cfg.load_pretrained_encoder_from = None
         model = FairseqTask.build_model(self, cfg, from_checkpoint)
         if self.cfg.eval_bleu:
             gen_args = Namespace(**json.loads(self.cfg.eval_bleu_args))
