@@ -64,6 +64,8 @@ def fairseq_safe_globals() -> list[object]:
         collections.OrderedDict,
         collections.defaultdict,
         typing.Any,  # omegaconf stores `ref_type=typing.Any` in node metadata
+        # omegaconf metadata names types as globals (`key_type=str`, `object_type=dict`, ...),
+        # which the weights-only unpickler refuses unless allowlisted.
         dict, list, tuple, set, int, float, bool, str, bytes, type(None),
     ]
     return [*builtin, *_omegaconf_types(), *_numpy_types()]

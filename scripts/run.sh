@@ -6,7 +6,8 @@
 #   scripts/run.sh --mustc-root /data/MUSTC_v1.0 [--stage N] [--stop-stage M] [options]
 #   scripts/run.sh --recipe configs/recipes/demo.sh           # the CPU demo's settings
 #
-# Stages (each skipped when its .done marker exists; delete the marker to redo it):
+# Stages 0-3 skip work whose .done marker exists (delete the marker to redo it) and stage 6
+# skips finished sweep runs; stages 4, 5 and 7 are cheap and always follow the latest checkpoints:
 #   0  make a corpus in MuST-C layout (only when --corpus is builtin or text)
 #   1  prepare data: fbank, SentencePiece, CMVN, manifests, SimulEval inputs
 #   2  ASR pre-training of the encoder (only when --asr-pretrain true)
