@@ -15,4 +15,5 @@ where = os.path.realpath(fairseq_mgcm.__file__)
 if not where.startswith(here + os.sep):
     sys.exit(f"fairseq_mgcm imports from {where}, not from this checkout {here}")
 PY
+python scripts/check_env.py   # the environment is exactly requirements.lock
 exec python -m pytest "$@"   # testpaths = tests (pyproject.toml)
