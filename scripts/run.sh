@@ -6,25 +6,30 @@
 #   scripts/run.sh --mustc-root /data/MUSTC_v1.0 [--stage N] [--stop-stage M] [options]
 #   scripts/run.sh --recipe configs/recipes/demo.sh           # the CPU demo's settings
 #
-# Stages 0-3 skip work whose .done marker exists (delete the marker to redo it) and stage 6
-# skips finished sweep runs; stages 4, 5 and 7 are cheap and always follow the latest checkpoints:
+# Stages (a re-run skips every stage whose outputs are up to date with its inputs and flags):
 #   0  make a corpus in MuST-C layout (only when --corpus is builtin or text)
 #   1  prepare data: fbank, SentencePiece, CMVN, manifests, SimulEval inputs
 #   2  ASR pre-training of the encoder (only when --asr-pretrain true)
-#   3  train one model per method in --methods (single GPU, DDP, multi-node or CPU)
+#   3  train one model per method in --methods (CPU, one or more GPUs, several nodes); an
+#      interrupted or extended training resumes from its checkpoint_last.pt
 #   4  average the last --n-average checkpoints
 #   5  offline BLEU on --test-set with fairseq-generate
 #   6  simultaneous evaluation with SimulEval over --k-list
 #   7  results table (markdown), BLEU-AL plot and per-method conflict heat maps (PNG)
 #
+# Training flags are joined in this order, later ones winning: --model-args, --hardware-args,
+# configs/methods/<method>.args (stage 2: --asr-args), --train-budget, the recipe's own flags
+# (data, save dir, seed, telemetry, devices), --extra-train-args. Every combination is parsed by
+# fairseq-train's parser before stage 0, so a bad flag stops the run at once, naming its file.
+#
 # Every default below is a --flag (underscores become dashes). A --recipe file is sourced
-# first, so flags given after it override it.
+# first, so flags given after it override it. Bad values exit with status 2.
 set -euo pipefail
 
 # ---- defaults --------------------------------------------------------------------------------
 stage=0
 stop_stage=100
-recipe=""                       # shell file with defaults for the variables below
+recipe=""                       # shell file setting defaults below (configs/recipes/)
 corpus=mustc                    # mustc | builtin (the grammar corpus) | text (--src/tgt-text)
 mustc_root="${MUSTC_ROOT:-}"    # MuST-C v1.0 root (holds en-de/); required for corpus=mustc
 src_text=""                     # corpus=text: English side, line-aligned with --tgt-text
@@ -35,11 +40,15 @@ exp_dir=exp/mustc_s             # everything this run writes
 data_dir=""                     # prepared data (default: $exp_dir/data)
 vocab_size_tgt=8000
 vocab_size_src=5000
-train_args=configs/train/s_1gpu.args  # model and optimisation flags for fairseq-train
-methods="none mgcm pcgrad discard"    # each has configs/methods/<method>.args
+model_args=configs/model/s.args           # model, losses, optimiser, schedule
+hardware_args=configs/hardware/1gpu.args  # batch size, precision, workers for the machine
+train_budget=""                 # e.g. "--max-epoch 12" (the recipes' budgets)
+extra_train_args=""             # flags appended after all others, e.g. "--max-update 2"
+methods="none mgcm pcgrad discard"        # each has configs/methods/<method>.args
 asr_pretrain=false
-asr_args=configs/train/asr_pretrain.args
+asr_args=configs/overlays/asr_pretrain.args
 ngpus=1                         # GPUs per node; 0 trains on CPU
+nprocs=""                       # training processes per node (default: ngpus, or 1 on CPU)
 nnodes=1                        # >1: multi-node through torchrun
 node_rank=0
 master_addr=localhost
@@ -49,7 +58,7 @@ n_average=5
 test_set=tst-COMMON
 beam=5
 k_list="1 3 5 7 9 1000"         # wait-k values for the simultaneous sweep (1000 = offline)
-segment_size=320                # ms of audio SimulEval sends per read
+segment_size=""                 # ms of audio SimulEval sends per read (default: the model's read step)
 eval_max_instances=""           # evaluate only the first N instances (quick checks)
 agent_device=""                 # cpu | cuda (default: cuda when ngpus > 0)
 
@@ -59,6 +68,33 @@ log() {
   echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
 }
 die() { log "ERROR: $*"; exit 1; }
+bad_input() { log "ERROR: $*"; exit 2; }
+
+cd "$(dirname "$0")/.."
+# The option names are exactly the variables of the defaults block above.
+known_options=" $(sed -n '/^# ---- defaults/,/^# ---- option parsing/p' "$0" \
+  | grep -oE '^[a-z_]+=' | tr -d '=' | tr '\n' ' ') "
+is_option() { [[ "$known_options" == *" $1 "* ]]; }
+
+# A recipe may only assign known options (or source another recipe): a typo there is an error.
+source_recipe() {
+  local file=$1 number=0 line name
+  [ -f "$file" ] || bad_input "--recipe $file: no such file"
+  while IFS= read -r line || [ -n "$line" ]; do
+    number=$((number + 1))
+    [[ "$line" =~ ^[[:space:]]*(#.*)?$ ]] && continue
+    if [[ "$line" =~ ^source[[:space:]]+([^[:space:]]+)[[:space:]]*$ ]]; then
+      [ -f "${BASH_REMATCH[1]}" ] || bad_input "$file:$number: sources ${BASH_REMATCH[1]}, no such file"
+      source_recipe "${BASH_REMATCH[1]}"
+      continue
+    fi
+    [[ "$line" =~ ^([a-z_]+)= ]] || bad_input "$file:$number: expected 'name=value', got: $line"
+    name=${BASH_REMATCH[1]}
+    is_option "$name" || bad_input "$file:$number: unknown setting '$name' (see scripts/run.sh --help)"
+  done < "$file"
+  # shellcheck disable=SC1090
+  source "$file"
+}
 
 parse_options() {
   while [ $# -gt 0 ]; do
@@ -67,46 +103,122 @@ parse_options() {
       --help|-h) sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
       --*)
         local name=${1#--}; name=${name//-/_}
-        [ $# -ge 2 ] || die "option $1 needs a value"
-        if ! declare -p "$name" >/dev/null 2>&1; then die "unknown option $1 (see --help)"; fi
+        is_option "$name" || bad_input "unknown option $1 (see --help)"
+        [ $# -ge 2 ] || bad_input "option $1 needs a value"
         if [ "$name" = recipe ]; then
-          [ -f "$2" ] || die "--recipe $2: no such file"
-          # shellcheck disable=SC1090
-          source "$2"
+          source_recipe "$2"
         else
           printf -v "$name" '%s' "$2"
         fi
         shift 2 ;;
-      *) die "unexpected argument $1 (options are --name value)" ;;
+      *) bad_input "unexpected argument $1 (options are --name value)" ;;
     esac
   done
 }
-cd "$(dirname "$0")/.."
 parse_options "$@"
-data_dir=${data_dir:-$exp_dir/data}
-mkdir -p "$exp_dir"
-case "$corpus" in mustc|builtin|text) ;; *) die "--corpus $corpus: use mustc, builtin or text" ;; esac
+
+# ---- checks, before anything is written ------------------------------------------------------
+flag_of() { echo "--${1//_/-}"; }
+want_int() {  # want_int NAME [NAME...]: each set to a non-negative integer
+  local name
+  for name in "$@"; do
+    [[ "${!name}" =~ ^[0-9]+$ ]] || bad_input "$(flag_of "$name") '${!name}': expected a non-negative integer"
+  done
+}
+want_int_list() {  # want_int_list NAME COUNT (COUNT empty: any length >= 1)
+  local name=$1 count=${2:-} value
+  local -a values
+  read -r -a values <<< "${!name}"
+  [ ${#values[@]} -gt 0 ] || bad_input "$(flag_of "$name") is empty"
+  [ -z "$count" ] || [ ${#values[@]} -eq "$count" ] \
+    || bad_input "$(flag_of "$name") '${!name}': expected $count integers"
+  for value in "${values[@]}"; do
+    [[ "$value" =~ ^[0-9]+$ ]] || bad_input "$(flag_of "$name") '${!name}': '$value' is not an integer"
+  done
+}
+want_int stage stop_stage corpus_seed vocab_size_tgt vocab_size_src ngpus nnodes node_rank \
+  master_port seed n_average beam
+[ -z "$nprocs" ] || want_int nprocs
+[ -z "$segment_size" ] || want_int segment_size
+[ -z "$eval_max_instances" ] || want_int eval_max_instances
+want_int_list k_list
+want_int_list corpus_sizes 3
+case "$corpus" in mustc|builtin|text) ;; *) bad_input "--corpus $corpus: use mustc, builtin or text" ;; esac
+case "$asr_pretrain" in true|false) ;; *) bad_input "--asr-pretrain $asr_pretrain: use true or false" ;; esac
+[ "$node_rank" -lt "$nnodes" ] || bad_input "--node-rank $node_rank: must be below --nnodes $nnodes"
+[ -n "$nprocs" ] || nprocs=$([ "$ngpus" -gt 0 ] && echo "$ngpus" || echo 1)
+[ "$ngpus" -eq 0 ] || [ "$nprocs" -eq "$ngpus" ] \
+  || bad_input "--nprocs $nprocs: with GPUs there is one process per GPU (--ngpus $ngpus)"
+[ "$nnodes" -eq 1 ] || [ "$ngpus" -gt 0 ] || bad_input "--nnodes $nnodes needs GPUs (--ngpus)"
 
 read -r -a methods_arr <<< "$methods"
 read -r -a k_arr <<< "$k_list"
+[ ${#methods_arr[@]} -gt 0 ] || bad_input "--methods is empty"
 for m in "${methods_arr[@]}"; do
-  [ -f "configs/methods/$m.args" ] || die "--methods: no configs/methods/$m.args for method '$m'"
+  [ -f "configs/methods/$m.args" ] || bad_input "--methods: no configs/methods/$m.args for method '$m'"
 done
-[ -f "$train_args" ] || die "--train-args $train_args: no such file"
+for name in model_args hardware_args; do
+  [ -f "${!name}" ] || bad_input "$(flag_of "$name") ${!name}: no such file"
+done
+[ "$asr_pretrain" = false ] || [ -f "$asr_args" ] || bad_input "--asr-args $asr_args: no such file"
+if [ "$corpus" = mustc ]; then
+  [ -n "$mustc_root" ] || bad_input "MUSTC_ROOT is not set: pass --mustc-root /path/to/MUSTC_v1.0 (the folder holding en-de/), or --corpus builtin"
+  [ -d "$mustc_root/en-de/data" ] || bad_input "--mustc-root $mustc_root: no en-de/data inside (expected MuST-C v1.0 layout)"
+elif [ "$corpus" = text ]; then
+  [ -n "$src_text" ] && [ -n "$tgt_text" ] || bad_input "--corpus text needs --src-text and --tgt-text"
+  for name in src_text tgt_text; do
+    [ -f "${!name}" ] || bad_input "$(flag_of "$name") ${!name}: no such file"
+  done
+fi
+data_dir=${data_dir:-$exp_dir/data}
+[ ! -e "$exp_dir" ] || [ -d "$exp_dir" ] || bad_input "--exp-dir $exp_dir: exists and is not a folder"
 
-# Flags from an .args file: one or more per line, '#' starts a comment.
-args_from() { sed 's/#.*//' "$1" | xargs; }
+# The flags of one training: its files, then the budget (NUL-separated, split by the same
+# reader the check below uses).
+flags_of() {
+  python fairseq_mgcm/recipe/train_flags.py --print --budget "$train_budget" "$(IFS=,; echo "$*")"
+}
+combos=()
+for m in "${methods_arr[@]}"; do combos+=("$model_args,$hardware_args,configs/methods/$m.args"); done
+[ "$asr_pretrain" = false ] || combos+=("$model_args,$hardware_args,$asr_args")
+# What the recipe itself adds (placeholders for paths), so a clash with it shows up here too.
+recipe_flags="--config-yaml config.yaml --train-subset train --valid-subset dev --save-dir SAVE
+  --seed $seed --conflict-telemetry-jsonl TELEMETRY $([ "$ngpus" -gt 0 ] || echo --cpu)"
+python -m fairseq_mgcm.recipe.train_flags --budget "$train_budget" --recipe-flags "$recipe_flags" \
+  --extra "$extra_train_args" "${combos[@]}" 2> >(grep -v '^INFO:' >&2) \
+  || bad_input "fix the training flags above (nothing was run)"
 
+# ---- helpers ---------------------------------------------------------------------------------
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
-done_marker() { echo "$1/.done"; }
+on_first_node() { [ "$node_rank" -eq 0 ]; }
+skip_on_other_nodes() { log "Stage $1: skipped on node $node_rank (node 0 does it)"; }
 
-# fairseq-train for one model, on CPU, one or more GPUs, or several nodes.
+# A done marker records what produced the output (a command line or flags); the stage is done
+# when the marker exists and records the same thing, so changed settings redo it.
+is_done() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+mark_done() { printf '%s' "$2" > "$1.tmp" && mv "$1.tmp" "$1"; }
+# up_to_date OUT IN...: OUT exists and no IN is newer (for the cheap, always-derivable stages).
+up_to_date() {
+  local out=$1; shift
+  [ -e "$out" ] || return 1
+  local in
+  for in in "$@"; do [ ! "$in" -nt "$out" ] || return 1; done
+}
+wait_for() {  # wait_for FILE WHAT: other nodes wait until node 0 has finished a shared stage
+  until [ -f "$1" ]; do log "node $node_rank: waiting for node 0 to $2 ($1)"; sleep 30; done
+}
+
+# fairseq-train for one model, on CPU (one or more processes), one or more GPUs, or nodes.
 fairseq_train() {
   local save_dir=$1; shift
   local launcher=(fairseq-train)
   local dist=()
   if [ "$ngpus" -eq 0 ]; then
     dist=(--cpu)
+    if [ "$nprocs" -gt 1 ]; then
+      launcher=(torchrun --standalone --nproc_per_node "$nprocs" "$(command -v fairseq-train)")
+      dist+=(--distributed-world-size "$nprocs" --distributed-backend gloo)
+    fi
   elif [ "$nnodes" -gt 1 ]; then
     launcher=(torchrun --nproc_per_node "$ngpus" --nnodes "$nnodes" --node_rank "$node_rank"
               --master_addr "$master_addr" --master_port "$master_port" "$(command -v fairseq-train)")
@@ -114,114 +226,192 @@ fairseq_train() {
   elif [ "$ngpus" -gt 1 ]; then
     dist=(--distributed-world-size "$ngpus")
   fi
+  local suffix=""; on_first_node || suffix=".node$node_rank"
   mkdir -p "$save_dir"
-  python -m fairseq_mgcm.recipe.peak_memory "$save_dir/../train_peak.json" -- \
-    "${launcher[@]}" "$data_dir" --user-dir fairseq_mgcm --config-yaml config.yaml \
-    --train-subset train --valid-subset dev --save-dir "$save_dir" --seed "$seed" \
-    "${dist[@]}" "$@" 2>&1 | tee -a "$save_dir/train.log"
+  log "command: $(printf '%q ' "${launcher[@]}" "$data_dir" --user-dir fairseq_mgcm "${dist[@]}" "$@")"
+  python -m fairseq_mgcm.recipe.peak_memory "$save_dir/../train_peak$suffix.json" -- \
+    "${launcher[@]}" "$data_dir" --user-dir fairseq_mgcm "${dist[@]}" "$@" 2>&1 \
+    | tee -a "$save_dir/train$suffix.log"
   return "${PIPESTATUS[0]}"
+}
+
+# On CPU a GPU config's half precision runs in fp32: fp16 matrix products are ~50x slower than
+# fp32 on the CPUs this was measured on, and fairseq's FP16Optimizer needs a CUDA device.
+cpu_precision() {
+  local -n _flags=$1
+  local -a kept=()
+  local flag
+  for flag in "${_flags[@]}"; do
+    case "$flag" in
+      --fp16|--bf16|--amp|--memory-efficient-fp16|--memory-efficient-bf16)
+        log "CPU run: dropping $flag (half precision runs in fp32 on CPU)" ;;
+      *) kept+=("$flag") ;;
+    esac
+  done
+  _flags=("${kept[@]}")
 }
 
 # ---- stage 0: corpus -------------------------------------------------------------------------
 corpus_dir=$exp_dir/corpus
-if [ "$corpus" = mustc ]; then
-  [ -n "$mustc_root" ] || die "MUSTC_ROOT is not set: pass --mustc-root /path/to/MUSTC_v1.0 (the folder holding en-de/), or --corpus builtin"
-  [ -d "$mustc_root/en-de/data" ] || die "--mustc-root $mustc_root: no en-de/data inside (expected MuST-C v1.0 layout)"
-else
+mkdir -p "$exp_dir"
+if [ "$corpus" != mustc ]; then
   mustc_root=$corpus_dir
-  if run_stage 0 && [ ! -f "$(done_marker "$corpus_dir")" ]; then
-    log "Stage 0: make a $corpus corpus in MuST-C layout -> $corpus_dir"
-    read -r n_train n_dev n_test <<< "$corpus_sizes"
-    text_args=()
-    if [ "$corpus" = text ]; then
-      [ -n "$src_text" ] && [ -n "$tgt_text" ] || die "--corpus text needs --src-text and --tgt-text"
-      text_args=(--src-text "$src_text" --tgt-text "$tgt_text"
-                 --max-sentences $((n_train + n_dev + n_test)))
+  read -r n_train n_dev n_test <<< "$corpus_sizes"
+  corpus_cmd=(python scripts/make_corpus.py --out "$corpus_dir"
+              --n-train "$n_train" --n-dev "$n_dev" --n-test "$n_test" --seed "$corpus_seed")
+  [ "$corpus" = builtin ] || corpus_cmd+=(--src-text "$src_text" --tgt-text "$tgt_text"
+                                          --max-sentences $((n_train + n_dev + n_test)))
+  corpus_marker=$exp_dir/.stage0_corpus.done
+  if run_stage 0; then
+    if ! on_first_node; then
+      skip_on_other_nodes 0
+    elif is_done "$corpus_marker" "${corpus_cmd[*]}"; then
+      log "Stage 0: corpus $corpus_dir is up to date"
+    else
+      log "Stage 0: make a $corpus corpus in MuST-C layout -> $corpus_dir"
+      "${corpus_cmd[@]}"
+      mark_done "$corpus_marker" "${corpus_cmd[*]}"
     fi
-    python scripts/make_corpus.py --out "$corpus_dir" "${text_args[@]}" \
-      --n-train "$n_train" --n-dev "$n_dev" --n-test "$n_test" --seed "$corpus_seed"
-    touch "$(done_marker "$corpus_dir")"
   fi
 fi
 
 # ---- stage 1: data preparation ---------------------------------------------------------------
-if run_stage 1 && [ ! -f "$(done_marker "$data_dir")" ]; then
-  log "Stage 1: prepare $mustc_root -> $data_dir"
-  python scripts/prepare_mustc.py --mustc-root "$mustc_root" --out-dir "$data_dir" \
-    --vocab-size-tgt "$vocab_size_tgt" --vocab-size-src "$vocab_size_src"
-  touch "$(done_marker "$data_dir")"
+prepare_cmd=(python scripts/prepare_mustc.py --mustc-root "$mustc_root" --out-dir "$data_dir"
+             --vocab-size-tgt "$vocab_size_tgt" --vocab-size-src "$vocab_size_src")
+# Beside the data folder, not in it: prepare_mustc.py keeps its own markers in $data_dir/.done/.
+data_marker=$exp_dir/.stage1_prepare.done
+if run_stage 1; then
+  if ! on_first_node; then
+    skip_on_other_nodes 1
+  elif is_done "$data_marker" "${prepare_cmd[*]}"; then
+    log "Stage 1: prepared data $data_dir is up to date"
+  else
+    log "Stage 1: prepare $mustc_root -> $data_dir"
+    "${prepare_cmd[@]}"
+    mark_done "$data_marker" "${prepare_cmd[*]}"
+  fi
 fi
 
 # ---- stage 2: ASR pre-training ---------------------------------------------------------------
+# train_model NAME OUT FILE...: train into OUT/checkpoints unless its marker records these flags.
+train_model() {
+  local name=$1 out=$2; shift 2
+  local -a flags extra
+  mapfile -d '' flags < <(flags_of "$model_args" "$hardware_args" "$@")
+  mapfile -d '' extra < <(python fairseq_mgcm/recipe/train_flags.py --print \
+    --extra "$extra_train_args" "")
+  flags+=(--config-yaml config.yaml --train-subset train --valid-subset dev
+          --save-dir "$out/checkpoints" --seed "$seed" "${run_flags[@]}" "${extra[@]}")
+  [ "$ngpus" -gt 0 ] || cpu_precision flags
+  local marker=$out/.train.done
+  if is_done "$marker" "${flags[*]}"; then
+    log "Stage $stage_now: $name already trained with these flags ($out)"
+    return 0
+  fi
+  [ ! -f "$marker" ] || log "Stage $stage_now: $name: flags changed since it was trained; fairseq-train resumes from checkpoint_last.pt"
+  on_first_node || wait_for "$data_marker" "prepare the data"
+  log "Stage $stage_now: train $name -> $out"
+  fairseq_train "$out/checkpoints" "${flags[@]}"
+  if on_first_node; then mark_done "$marker" "${flags[*]}"; fi
+}
+
 asr_dir=$exp_dir/asr_pretrain
 pretrained_args=()
 if [ "$asr_pretrain" = true ]; then
   pretrained_args=(--load-pretrained-encoder-from "$asr_dir/checkpoints/checkpoint_best.pt")
-  if run_stage 2 && [ ! -f "$(done_marker "$asr_dir")" ]; then
-    log "Stage 2: ASR pre-training -> $asr_dir"
-    # shellcheck disable=SC2046
-    fairseq_train "$asr_dir/checkpoints" $(args_from "$train_args") $(args_from "$asr_args")
-    touch "$(done_marker "$asr_dir")"
+  if run_stage 2; then
+    stage_now=2
+    run_flags=()
+    train_model "ASR pre-training" "$asr_dir" "$asr_args"
   fi
 fi
 
 # ---- stage 3: training -----------------------------------------------------------------------
 if run_stage 3; then
   for m in "${methods_arr[@]}"; do
-    out=$exp_dir/$m
-    [ -f "$(done_marker "$out/checkpoints")" ] && { log "Stage 3: $m already trained"; continue; }
-    log "Stage 3: train with --conflict-method from configs/methods/$m.args -> $out"
-    # Resumes from checkpoint_last.pt when an earlier run was interrupted.
-    # shellcheck disable=SC2046
-    fairseq_train "$out/checkpoints" $(args_from "$train_args") $(args_from "configs/methods/$m.args") \
-      --conflict-telemetry-jsonl "$out/conflict.jsonl" "${pretrained_args[@]}"
-    touch "$(done_marker "$out/checkpoints")"
+    stage_now=3
+    run_flags=(--conflict-telemetry-jsonl "$exp_dir/$m/conflict.jsonl" "${pretrained_args[@]}")
+    train_model "$m" "$exp_dir/$m" "configs/methods/$m.args"
   done
+fi
+
+if ! on_first_node; then
+  for s in 4 5 6 7; do run_stage "$s" && skip_on_other_nodes "$s"; done
+  log "done: node $node_rank trained; node 0 evaluates"
+  exit 0
 fi
 
 # ---- stage 4: checkpoint averaging -----------------------------------------------------------
 if run_stage 4; then
   for m in "${methods_arr[@]}"; do
+    avg=$exp_dir/$m/checkpoint_avg.pt
+    avg_marker=$exp_dir/$m/.average.done
+    if is_done "$avg_marker" "$n_average" && up_to_date "$avg_marker" "$exp_dir/$m"/checkpoints/checkpoint*.pt; then
+      log "Stage 4: $avg is up to date"
+      continue
+    fi
     log "Stage 4: average the last $n_average checkpoints of $m"
     python scripts/average_checkpoints.py --save-dir "$exp_dir/$m/checkpoints" \
-      --num "$n_average" --output "$exp_dir/$m/checkpoint_avg.pt"
+      --num "$n_average" --output "$avg"
+    mark_done "$avg_marker" "$n_average"
   done
 fi
 
 # ---- stage 5: offline BLEU -------------------------------------------------------------------
 if run_stage 5; then
   for m in "${methods_arr[@]}"; do
+    out=$exp_dir/$m/generate-$test_set.txt
+    offline_marker=$exp_dir/$m/.offline.done
+    if is_done "$offline_marker" "$test_set beam $beam" && up_to_date "$offline_marker" "$exp_dir/$m/checkpoint_avg.pt"; then
+      log "Stage 5: offline BLEU of $m is up to date"
+      continue
+    fi
     log "Stage 5: offline BLEU of $m on $test_set (beam $beam)"
     cpu=(); [ "$ngpus" -eq 0 ] && cpu=(--cpu)
     fairseq-generate "$data_dir" --user-dir fairseq_mgcm --config-yaml config.yaml \
       --gen-subset "$test_set" --task speech_to_text_multitask \
       --path "$exp_dir/$m/checkpoint_avg.pt" --max-tokens 50000 --beam "$beam" \
-      --scoring sacrebleu "${cpu[@]}" > "$exp_dir/$m/generate-$test_set.txt"
-    tail -n 1 "$exp_dir/$m/generate-$test_set.txt" | tee "$exp_dir/$m/offline_bleu.txt"
+      --scoring sacrebleu "${cpu[@]}" > "$out.tmp"
+    mv "$out.tmp" "$out"
+    tail -n 1 "$out" > "$exp_dir/$m/offline_bleu.txt.tmp"
+    mv "$exp_dir/$m/offline_bleu.txt.tmp" "$exp_dir/$m/offline_bleu.txt"
+    cat "$exp_dir/$m/offline_bleu.txt"
+    mark_done "$offline_marker" "$test_set beam $beam"
   done
 fi
 
 # ---- stage 6: simultaneous evaluation --------------------------------------------------------
 if run_stage 6; then
   device=${agent_device:-$([ "$ngpus" -gt 0 ] && echo cuda || echo cpu)}
-  max_args=(); [ -n "$eval_max_instances" ] && max_args=(--max-instances "$eval_max_instances")
+  sweep_args=(); [ -n "$eval_max_instances" ] && sweep_args+=(--max-instances "$eval_max_instances")
+  [ -n "$segment_size" ] && sweep_args+=(--segment-size "$segment_size")
   for m in "${methods_arr[@]}"; do
     log "Stage 6: SimulEval sweep of $m over k = ${k_arr[*]}"
     python scripts/simuleval_sweep.py --checkpoint "$exp_dir/$m/checkpoint_avg.pt" \
       --data-dir "$data_dir" --split "$test_set" --k "${k_arr[@]}" \
-      --segment-size "$segment_size" --device "$device" "${max_args[@]}" \
-      --output-dir "$exp_dir/$m/simul"
+      --device "$device" "${sweep_args[@]}" --output-dir "$exp_dir/$m/simul"
   done
 fi
 
 # ---- stage 7: results ------------------------------------------------------------------------
 if run_stage 7; then
   log "Stage 7: results table, BLEU-AL plot and conflict heat maps"
+  inputs=()
   for m in "${methods_arr[@]}"; do
-    if [ -s "$exp_dir/$m/conflict.jsonl" ]; then
-      python scripts/plot_conflicts.py "$exp_dir/$m/conflict.jsonl" "$exp_dir/$m/conflicts.png"
+    telemetry=$exp_dir/$m/conflict.jsonl
+    if [ -s "$telemetry" ] && ! up_to_date "$exp_dir/$m/conflicts.png" "$telemetry"; then
+      python scripts/plot_conflicts.py "$telemetry" "$exp_dir/$m/conflicts.png"
     fi
+    for f in simul/results.tsv offline_bleu.txt train_peak.json conflict.jsonl; do
+      [ -e "$exp_dir/$m/$f" ] && inputs+=("$exp_dir/$m/$f")
+    done
   done
-  python scripts/report_results.py --exp-dir "$exp_dir" --methods "${methods_arr[@]}"
+  results_marker=$exp_dir/.stage7_results.done
+  if is_done "$results_marker" "${methods_arr[*]}" && up_to_date "$results_marker" "${inputs[@]}"; then
+    log "Stage 7: results are up to date"
+  else
+    python scripts/report_results.py --exp-dir "$exp_dir" --methods "${methods_arr[@]}"
+    mark_done "$results_marker" "${methods_arr[*]}"
+  fi
 fi
 log "done: stages $stage..$stop_stage in $exp_dir"

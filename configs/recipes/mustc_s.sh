@@ -1,8 +1,10 @@
-# MuST-C v1.0 En-De, paper-like model, one GPU, all four methods.
+# MuST-C v1.0 En-De, the paper-like model, one GPU, all four methods.
 # Usage: scripts/run.sh --recipe configs/recipes/mustc_s.sh --mustc-root /data/MUSTC_v1.0
+#        (8 GPUs: add --ngpus 8 --hardware-args configs/hardware/8gpu.args)
 corpus=mustc
 exp_dir=exp/mustc_s
-train_args=configs/train/s_1gpu.args
+model_args=configs/model/s.args
+hardware_args=configs/hardware/1gpu.args
 methods="none mgcm pcgrad discard"
 ngpus=1
 n_average=5

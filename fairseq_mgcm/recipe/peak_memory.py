@@ -18,21 +18,48 @@ __all__ = ["run_with_peak_memory"]
 
 
 def run_with_peak_memory(command: list[str], record: str | os.PathLike) -> int:
-    """Run ``command``; write ``{peak_rss_mb, wall_s, returncode, command}`` to ``record``."""
+    """Run ``command`` and add its leg to ``record``.
+
+    The record holds every leg (one per run: a training that was interrupted and resumed has
+    several) and, at the top, ``wall_s`` summed over the legs and ``peak_rss_mb`` the largest
+    leg's peak, so a resumed run reports its whole cost, not only the last leg's.
+    """
+    record = Path(record)
+    legs = _legs(record)
     start = time.monotonic()
     returncode = subprocess.call(command)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result = {
+    legs.append({
         "peak_rss_mb": round(peak_kb / 1024, 1),
         "wall_s": round(time.monotonic() - start, 1),
         "returncode": returncode,
         "command": command,
+    })
+    result = {
+        "peak_rss_mb": max(leg["peak_rss_mb"] for leg in legs),
+        "wall_s": round(sum(leg["wall_s"] for leg in legs), 1),
+        "returncode": returncode,
+        "legs": legs,
     }
-    record = Path(record)
-    tmp = record.with_name(record.name + ".tmp")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(result, indent=1) + "\n")
     os.replace(tmp, record)
     return returncode
+
+
+def _legs(record: Path) -> list[dict]:
+    """The legs already recorded (a record from before legs existed counts as one leg)."""
+    if not record.is_file():
+        return []
+    try:
+        old = json.loads(record.read_text())
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"{record}: not a peak-memory record ({error}); remove it to start over")
+    if "legs" in old:
+        return list(old["legs"])
+    return [{key: old[key] for key in ("peak_rss_mb", "wall_s", "returncode", "command")
+             if key in old}]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,127 @@
+"""Check training flag files against fairseq-train's own parser before any work starts.
+
+``scripts/run.sh`` builds each training command from several ``.args`` files (a model base, a
+hardware overlay, a method, optional overlays such as ASR pre-training) plus its own flags.
+A typo in one of them would otherwise surface only when that stage starts, hours into a run.
+This module parses every combination the recipe will form with fairseq's parser (the plugin
+registered, so our task, model, criterion and optimizer options count) and reports the first
+bad flag with the file and line it came from.
+
+Usage::
+
+    python -m fairseq_mgcm.recipe.train_flags [--budget F] [--recipe-flags F] [--extra F] COMBO...
+    python -m fairseq_mgcm.recipe.train_flags --print [--budget F] [--extra F] COMBO
+
+where each ``COMBO`` is a comma-separated list of ``.args`` files, in the order run.sh joins
+them. Exits 0 when all parse, 2 with ``FILE:LINE: message`` otherwise. ``--print`` writes the
+combination's tokens NUL-separated (run.sh reads them with ``mapfile -d ''``), so the recipe
+and this check split the files the same way.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["BadFlag", "Flag", "check_combination", "read_flags"]
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One token of a flag file and where it came from."""
+
+    token: str
+    source: str  # "FILE:LINE", or a description for flags given on the command line
+
+
+class BadFlag(Exception):
+    """A flag fairseq-train would refuse; ``str()`` names the file and line."""
+
+
+def read_flags(path: Path) -> list[Flag]:
+    """The tokens of an ``.args`` file: flags and values, several per line, ``#`` comments."""
+    if not path.is_file():
+        raise BadFlag(f"{path}: no such flag file")
+    flags = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            tokens = shlex.split(line, comments=True)
+        except ValueError as error:
+            raise BadFlag(f"{path}:{number}: cannot split the line into flags ({error})") from None
+        flags.extend(Flag(token, f"{path}:{number}") for token in tokens)
+    return flags
+
+
+def check_combination(flags: list[Flag]) -> None:
+    """Parse ``flags`` as ``fairseq-train DATA --user-dir fairseq_mgcm FLAGS``; raise
+    :class:`BadFlag` naming the source of the first flag the parser refuses."""
+    import fairseq_mgcm  # noqa: F401  (registers the plugin before fairseq builds its parser)
+    from fairseq import options
+
+    tokens = [flag.token for flag in flags]
+    argv = ["DATA", "--user-dir", str(PLUGIN_DIR), *tokens]
+    parser = options.get_training_parser()
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            _, unknown = options.parse_args_and_arch(parser, input_args=argv, parse_known=True)
+    except SystemExit:
+        message = stderr.getvalue().strip().splitlines()
+        reason = message[-1] if message else "rejected"
+        raise BadFlag(_locate(reason, flags)) from None
+    if unknown:
+        raise BadFlag(_locate(f"unrecognized argument {unknown[0]}", flags, unknown[0]))
+
+
+def _locate(reason: str, flags: list[Flag], token: str | None = None) -> str:
+    """``SOURCE: reason`` for the flag the parser named (or the first flag ``reason`` quotes)."""
+    reason = reason.split("error: ", 1)[-1]
+    candidates = [token] if token else [f.token for f in flags if f.token in reason]
+    for flag in flags:
+        if flag.token in candidates or (token is None and flag.token.startswith("--")
+                                        and f"{flag.token} " in reason + " "):
+            return f"{flag.source}: {flag.token}: {reason}"
+    return f"training flags ({', '.join(sorted({f.source.split(':')[0] for f in flags}))}): {reason}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", default="", help="the recipe's --train-budget flags")
+    parser.add_argument("--recipe-flags", default="", help="the flags run.sh itself adds")
+    parser.add_argument("--extra", default="", help="--extra-train-args, appended last")
+    parser.add_argument("--print", action="store_true",
+                        help="print the tokens of each combination (NUL-separated), do not check")
+    parser.add_argument("combos", nargs="+",
+                        help="comma-separated .args files, one combination ('' for none)")
+    args = parser.parse_args(argv)
+    try:
+        groups = [(args.budget, "--train-budget"), (args.recipe_flags, "scripts/run.sh's own flags"),
+                  (args.extra, "--extra-train-args")]
+        given = [Flag(token, source) for text, source in groups for token in _split(text, source)]
+        for combo in args.combos:
+            flags = [flag for name in combo.split(",") if name for flag in read_flags(Path(name))]
+            if args.print:
+                sys.stdout.write("".join(f"{flag.token}\0" for flag in flags + given))
+            else:
+                check_combination(flags + given)
+    except BadFlag as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _split(text: str, source: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as error:
+        raise BadFlag(f"{source}: cannot split {text!r} into flags ({error})") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The shell commands of a markdown file's ```bash blocks, so tests can run them as written."""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
+
+
+def commands(markdown: Path) -> list[str]:
+    """Each command of every bash block: continuation lines joined, comments and blank lines
+    dropped, and ``source scripts/setup_env.sh`` (the tests' environment is that one) left out."""
+    found = []
+    for block in _BLOCK.findall(markdown.read_text(encoding="utf-8")):
+        for command in block.replace("\\\n", " ").splitlines():
+            command = command.split(" #", 1)[0].strip()
+            if command and not command.startswith("#") and command != "source scripts/setup_env.sh":
+                found.append(" ".join(command.split()))
+    return found
+
+
+def command_starting(markdown: Path, prefix: str) -> list[str]:
+    """The one command of ``markdown`` that starts with ``prefix``, split into words."""
+    matches = [c for c in commands(markdown) if c.startswith(prefix)]
+    assert len(matches) == 1, f"{markdown}: expected one command starting {prefix!r}: {matches}"
+    return shlex.split(matches[0])

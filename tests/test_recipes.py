@@ -1,0 +1,190 @@
+"""Every shipped recipe runs end to end, stages 0-7, with its files unchanged but the budget.
+
+The recipes in configs/recipes/ are what users run; these tests run each one through
+scripts/run.sh on a small corpus on CPU, overriding only sizes and budgets (corpus size,
+vocabulary size, --extra-train-args, --eval-max-instances). They then check each stage's
+outputs, that a re-run rewrites nothing, and that bad options stop the run before it writes.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_SH = ROOT / "scripts" / "run.sh"
+SMALL = ["--vocab-size-tgt", "120", "--vocab-size-src", "100", "--eval-max-instances", "2"]
+BUDGET = "--max-update 3 --max-tokens 4000"
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, OMP_NUM_THREADS="1",
+                PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def run_recipe(*args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(RUN_SH), *args], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def snapshot(folder: Path) -> dict[str, int]:
+    """Modification time of every file under ``folder`` (markers included)."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def assert_evaluated(exp: Path, methods: list[str], n_k: int) -> None:
+    for method in methods:
+        assert (exp / method / "checkpoint_avg.pt").is_file()
+        assert "BLEU" in (exp / method / "offline_bleu.txt").read_text()
+        rows = (exp / method / "simul" / "results.tsv").read_text().splitlines()
+        assert len(rows) == 1 + n_k, rows
+        peak = (exp / method / "train_peak.json").read_text()
+        assert '"legs"' in peak
+    table = (exp / "results.md").read_text()
+    for method in methods:
+        assert f"| {method} |" in table
+    assert (exp / "bleu_al.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def mustc_corpus(tmp_path_factory) -> Path:
+    """A small corpus in MuST-C v1.0 layout (en-de/data/<split>/{wav,txt}), made once."""
+    out = tmp_path_factory.mktemp("mustc")
+    run = subprocess.run([sys.executable, "scripts/make_corpus.py", "--out", str(out),
+                          "--n-train", "32", "--n-dev", "8", "--n-test", "8", "--seed", "3"],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_demo_recipe_with_asr_pretraining_runs_every_stage_and_a_rerun_rewrites_nothing(tmp_path):
+    exp = tmp_path / "exp"
+    args = ["--recipe", "configs/recipes/demo.sh", "--exp-dir", str(exp),
+            "--corpus-sizes", "32 8 8", *SMALL, "--extra-train-args", BUDGET,
+            "--asr-pretrain", "true"]
+    first = run_recipe(*args)
+    assert first.returncode == 0, first.stderr[-4000:]
+    for stage in range(8):
+        assert f"Stage {stage}:" in first.stderr
+    assert_evaluated(exp, ["mgcm"], n_k=4)
+    assert (exp / "mgcm" / "conflict.jsonl").stat().st_size > 0
+    assert (exp / "mgcm" / "conflicts.png").read_bytes()[:4] == b"\x89PNG"
+
+    before = snapshot(exp)
+    again = run_recipe(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "mgcm already trained with these flags" in again.stderr
+    assert "ASR pre-training already trained" in again.stderr
+    assert snapshot(exp) == before  # no output or marker was rewritten
+
+    # A changed budget re-enters training (fairseq-train resumes), and only that.
+    longer = run_recipe(*args[:-4], "--extra-train-args", BUDGET.replace("3", "4", 1),
+                        "--asr-pretrain", "true", "--stop-stage", "3")
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert "flags changed since it was trained" in longer.stderr
+    assert "ASR pre-training already trained" not in longer.stderr  # its flags changed too
+
+
+@pytest.mark.slow
+def test_multi30k_recipe_runs_every_stage(tmp_path):
+    src, tgt = ROOT.parent / "shared/data/multi30k/train.en.gz", None
+    text_args: list[str] = []
+    if not src.is_file():  # the shipped text is beside the checkout; else a small stand-in
+        src, tgt = tmp_path / "train.en", tmp_path / "train.de"
+        numbers = ["one", "two", "three", "four", "five", "six", "seven", "eight"]
+        zahlen = ["eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht"]
+        src.write_text("".join(f"a man sees {n} dogs and {m} cats\n"
+                               for n in numbers for m in numbers))
+        tgt.write_text("".join(f"ein mann sieht {n} hunde und {m} katzen\n"
+                               for n in zahlen for m in zahlen))
+        text_args = ["--src-text", str(src), "--tgt-text", str(tgt)]
+    exp = tmp_path / "exp"
+    run = run_recipe("--recipe", "configs/recipes/multi30k.sh", *text_args, "--exp-dir", str(exp),
+                     "--corpus-sizes", "32 8 8", *SMALL, "--extra-train-args", BUDGET)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert_evaluated(exp, ["none", "pcgrad", "mgcm"], n_k=4)
+
+
+@pytest.mark.slow
+def test_paper_recipe_runs_on_cpu_as_shipped(tmp_path, mustc_corpus):
+    exp = tmp_path / "exp"
+    run = run_recipe("--recipe", "configs/recipes/mustc_s.sh", "--mustc-root", str(mustc_corpus),
+                     "--ngpus", "0", "--exp-dir", str(exp), *SMALL,
+                     "--extra-train-args", "--max-update 2 --max-tokens 6000", timeout=2400)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "dropping --fp16" in run.stderr
+    assert_evaluated(exp, ["none", "mgcm", "pcgrad", "discard"], n_k=6)
+    log = (exp / "mgcm" / "checkpoints" / "train.log").read_text()
+    assert "waitk_s2t_transformer_s" in log and "num_updates 2" in log
+
+
+@pytest.mark.slow
+def test_eight_gpu_overlay_trains_as_two_cpu_processes(tmp_path, mustc_corpus):
+    exp = tmp_path / "exp"
+    run = run_recipe("--recipe", "configs/recipes/mustc_s.sh", "--mustc-root", str(mustc_corpus),
+                     "--hardware-args", "configs/hardware/8gpu.args", "--ngpus", "0",
+                     "--nprocs", "2", "--methods", "mgcm", "--stop-stage", "3",
+                     "--exp-dir", str(exp), *SMALL,
+                     "--extra-train-args", "--max-update 2 --max-tokens 3000", timeout=1200)
+    assert run.returncode == 0, run.stderr[-4000:]
+    log = (exp / "mgcm" / "checkpoints" / "train.log").read_text()
+    assert "distributed init (rank 1)" in log and "legacy_ddp" in log
+    assert (exp / "mgcm" / "checkpoints" / "checkpoint_last.pt").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stage", "abc"], "--stage 'abc': expected a non-negative integer"),
+    (["--ngpus", "two"], "--ngpus 'two': expected a non-negative integer"),
+    (["--k-list", "1 x"], "--k-list '1 x': 'x' is not an integer"),
+    (["--corpus-sizes", "10 10"], "--corpus-sizes '10 10': expected 3 integers"),
+    (["--PATH", "/x"], "unknown option --PATH"),
+    (["--no-such-flag", "1"], "unknown option --no-such-flag"),
+    (["--recipe", "configs/recipes/nope.sh"], "--recipe configs/recipes/nope.sh: no such file"),
+    (["--methods", "mgcm fancy"], "no configs/methods/fancy.args"),
+    (["--model-args", "configs/model/xl.args"], "--model-args configs/model/xl.args: no such file"),
+    (["--corpus", "mustc", "--mustc-root", ""], "MUSTC_ROOT is not set"),
+])
+def test_bad_options_exit_2_naming_the_option_before_writing(tmp_path, args, message):
+    exp = tmp_path / "exp"
+    run = run_recipe("--corpus", "builtin", "--exp-dir", str(exp), *args, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr
+    assert not exp.exists()
+
+
+def test_a_typo_in_a_recipe_file_names_the_file_and_line(tmp_path):
+    recipe = tmp_path / "mine.sh"
+    recipe.write_text("source configs/recipes/demo.sh\n# comment\nvocab_sise=300\n")
+    run = run_recipe("--recipe", str(recipe), "--exp-dir", str(tmp_path / "exp"), timeout=120)
+    assert run.returncode == 2
+    assert f"{recipe}:3: unknown setting 'vocab_sise'" in run.stderr
+
+
+def test_a_bad_training_flag_stops_the_run_naming_its_file(tmp_path):
+    method = tmp_path / "model.args"
+    method.write_text((ROOT / "configs/model/tiny.args").read_text() + "--report-accuracy\n")
+    exp = tmp_path / "exp"
+    run = run_recipe("--recipe", "configs/recipes/demo.sh", "--model-args", str(method),
+                     "--exp-dir", str(exp), timeout=300)
+    assert run.returncode == 2
+    n_lines = len(method.read_text().splitlines())
+    assert f"{method}:{n_lines}: --report-accuracy: unrecognized" in run.stderr
+    assert not exp.exists()
+
+
+def test_on_other_nodes_only_training_runs(tmp_path):
+    common = ["--corpus", "builtin", "--exp-dir", str(tmp_path / "exp"), "--nnodes", "2",
+              "--node-rank", "1", "--ngpus", "1"]
+    prepare = run_recipe(*common, "--stop-stage", "1", timeout=300)
+    assert prepare.returncode == 0, prepare.stderr[-2000:]
+    for stage in (0, 1):
+        assert f"Stage {stage}: skipped on node 1 (node 0 does it)" in prepare.stderr
+    evaluate = run_recipe(*common, "--stage", "4", timeout=300)
+    assert evaluate.returncode == 0, evaluate.stderr[-2000:]
+    for stage in (4, 5, 6, 7):
+        assert f"Stage {stage}: skipped on node 1 (node 0 does it)" in evaluate.stderr
+    assert not (tmp_path / "exp" / "corpus").exists()
