@@ -215,10 +215,8 @@ fairseq_train() {
   local dist=()
   if [ "$ngpus" -eq 0 ]; then
     dist=(--cpu)
-    if [ "$nprocs" -gt 1 ]; then
-      launcher=(torchrun --standalone --nproc_per_node "$nprocs" "$(command -v fairseq-train)")
-      dist+=(--distributed-world-size "$nprocs" --distributed-backend gloo)
-    fi
+    # fairseq's own launchers assume CUDA; this one starts the ranks itself (gloo).
+    [ "$nprocs" -le 1 ] || launcher=(python -m fairseq_mgcm.recipe.cpu_launch --nprocs "$nprocs" -- fairseq-train)
   elif [ "$nnodes" -gt 1 ]; then
     launcher=(torchrun --nproc_per_node "$ngpus" --nnodes "$nnodes" --node_rank "$node_rank"
               --master_addr "$master_addr" --master_port "$master_port" "$(command -v fairseq-train)")

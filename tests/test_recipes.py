@@ -132,7 +132,9 @@ def test_eight_gpu_overlay_trains_as_two_cpu_processes(tmp_path, mustc_corpus):
                      "--extra-train-args", "--max-update 2 --max-tokens 3000", timeout=1200)
     assert run.returncode == 0, run.stderr[-4000:]
     log = (exp / "mgcm" / "checkpoints" / "train.log").read_text()
-    assert "distributed init (rank 1)" in log and "legacy_ddp" in log
+    assert "distributed init (rank 0)" in log and "'ddp_backend': 'legacy_ddp'" in log
+    rank1 = (exp / "mgcm" / "checkpoints" / "train.rank1.log").read_text()
+    assert "distributed init (rank 1)" in rank1
     assert (exp / "mgcm" / "checkpoints" / "checkpoint_last.pt").is_file()
 
 
