@@ -16,9 +16,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from fairseq_mgcm.data.corpus import write_corpus
 from fairseq_mgcm.data.errors import CorpusError
-from fairseq_mgcm.data.text_sources import SPLITS, grammar_splits, read_parallel_text, text_splits
+from fairseq_mgcm.data.synthetic.corpus import write_corpus
+from fairseq_mgcm.data.synthetic.text_sources import (
+    SPLITS,
+    grammar_splits,
+    read_parallel_text,
+    text_splits,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

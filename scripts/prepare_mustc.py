@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from fairseq_mgcm.data.errors import CorpusError
-from fairseq_mgcm.data.prepare import DEFAULT_SPLITS, prepare
+from fairseq_mgcm.data.mustc.prepare import DEFAULT_SPLITS, prepare
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

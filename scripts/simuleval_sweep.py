@@ -25,13 +25,13 @@ import argparse
 import csv
 import logging
 import math
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from fairseq_mgcm.agents.scoring import LATENCY_METRICS, score_log
+from fairseq_mgcm.atomic_files import atomic_open
 
 AGENT_CLASS = "fairseq_mgcm.agents.waitk_agent.WaitkAgent"
 COLUMNS = (
@@ -129,9 +129,7 @@ def run_one(args: argparse.Namespace, k: int, segment_size: int, extra: list[str
 
 def write_tsv(path: Path, rows: list[dict[str, object]]) -> None:
     """Write the results table atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with atomic_open(path) as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, delimiter="\t", lineterminator="\n")
         writer.writeheader()
         for row in rows:
@@ -142,7 +140,6 @@ def write_tsv(path: Path, rows: list[dict[str, object]]) -> None:
                     for key, value in row.items()
                 }
             )
-    os.replace(tmp, path)
 
 
 def check_inputs(args: argparse.Namespace) -> None:

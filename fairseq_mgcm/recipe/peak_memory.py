@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from fairseq_mgcm.atomic_files import write_text
+
 __all__ = ["run_with_peak_memory"]
 
 
@@ -28,10 +30,7 @@ def run_with_peak_memory(command: list[str], record: str | os.PathLike) -> int:
         "returncode": returncode,
         "command": command,
     }
-    record = Path(record)
-    tmp = record.with_name(record.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, record)
+    write_text(Path(record), json.dumps(result, indent=1) + "\n")
     return returncode
 
 

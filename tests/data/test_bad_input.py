@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from data_testing import mtimes, small_mustc
-from fairseq_mgcm.data.corpus import make_corpus
+from fairseq_mgcm.data.synthetic.corpus import make_corpus
 from fairseq_mgcm.data.errors import CorpusError
-from fairseq_mgcm.data.prepare import prepare
-from fairseq_mgcm.data.text_sources import read_parallel_text
+from fairseq_mgcm.data.mustc.prepare import prepare
+from fairseq_mgcm.data.synthetic.text_sources import read_parallel_text
 
 REPO = Path(__file__).resolve().parents[2]
 TXT = Path("en-de") / "data" / "dev" / "txt"
@@ -182,7 +182,7 @@ def test_scripts_print_errors_without_traceback(prepared, tmp_path):
 
 
 def test_yaml_fast_path_agrees_with_yaml(tmp_path):
-    from fairseq_mgcm.data.mustc import _parse_flow_lines, _read_yaml
+    from fairseq_mgcm.data.mustc.reader import _parse_flow_lines, _read_yaml
 
     lines = [f"- {{duration: {1 + i / 7:.6f}, offset: {i * 2.5:.6f}, speaker_id: spk.{i % 3}, "
              f"wav: ted_{i // 4}.wav}}" for i in range(20)]

@@ -16,7 +16,7 @@ from fairseq.data.audio.data_cfg import S2TDataConfig
 from fairseq.data.audio.speech_to_text_dataset import SpeechToTextDatasetCreator
 
 from data_testing import mtimes, read_tsv, read_yaml, small_mustc
-from fairseq_mgcm.data.prepare import prepare
+from fairseq_mgcm.data.mustc.prepare import prepare
 
 REPO = Path(__file__).resolve().parents[2]
 SPLITS = ("train", "dev", "tst-COMMON")

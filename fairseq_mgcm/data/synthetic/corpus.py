@@ -20,13 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from fairseq_mgcm.data.atomic import write_lines, write_text, write_wav
+from fairseq_mgcm.atomic_files import write_lines, write_text
+from fairseq_mgcm.data.audio import write_wav
 from fairseq_mgcm.data.parallel import ordered_map
 from fairseq_mgcm.data.progress import Progress
-from fairseq_mgcm.data.speech_synthesis import (
-    SAMPLE_RATE, Speaker, available_voices, random_speaker, require_espeak, synthesize,
+from fairseq_mgcm.data.synthetic.speech_synthesis import (
+    SAMPLE_RATE,
+    Speaker,
+    available_voices,
+    random_speaker,
+    require_espeak,
+    synthesize,
 )
-from fairseq_mgcm.data.text_sources import SPLITS, grammar_splits
+from fairseq_mgcm.data.synthetic.text_sources import SPLITS, grammar_splits
 
 LANG_DIR = "en-de"
 ALIGN = SAMPLE_RATE // 1000  # segment boundaries on whole milliseconds: exact in the yaml

@@ -20,17 +20,21 @@ from pathlib import Path
 
 import yaml
 
-from fairseq_mgcm.data import stages
-from fairseq_mgcm.data.atomic import atomic_open, atomic_path, write_lines, write_text, write_wav
-from fairseq_mgcm.data.cmvn import CmvnAccumulator
+from fairseq_mgcm.atomic_files import atomic_open, atomic_path, write_lines, write_text
+from fairseq_mgcm.data.audio import SAMPLE_RATE, write_wav
 from fairseq_mgcm.data.errors import CorpusError, where
-from fairseq_mgcm.data.features import (
-    N_MEL_BINS, read_segments, stored_entry_offsets, talk_features,
+from fairseq_mgcm.data.mustc import stages
+from fairseq_mgcm.data.mustc.cmvn import CmvnAccumulator
+from fairseq_mgcm.data.mustc.features import (
+    N_MEL_BINS,
+    read_segments,
+    stored_entry_offsets,
+    talk_features,
 )
-from fairseq_mgcm.data.mustc import SAMPLE_RATE, SplitData, find_lang_dir, read_split
+from fairseq_mgcm.data.mustc.reader import SplitData, find_lang_dir, read_split
+from fairseq_mgcm.data.mustc.vocab import train_sentencepiece
 from fairseq_mgcm.data.parallel import ordered_map
 from fairseq_mgcm.data.progress import Progress
-from fairseq_mgcm.data.vocab import train_sentencepiece
 
 DEFAULT_SPLITS = ("train", "dev", "tst-COMMON")
 MANIFEST_COLUMNS = ("id", "audio", "n_frames", "src_text", "tgt_text", "speaker")

@@ -12,6 +12,7 @@ from pathlib import Path
 import soundfile as sf
 import yaml
 
+from fairseq_mgcm.data.audio import SAMPLE_RATE
 from fairseq_mgcm.data.errors import CorpusError, where
 
 try:  # the MuST-C train yaml has ~230k entries: the C loader is ~10x faster
@@ -19,7 +20,6 @@ try:  # the MuST-C train yaml has ~230k entries: the C loader is ~10x faster
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _YamlLoader
 
-SAMPLE_RATE = 16000
 END_TOLERANCE_S = 0.05  # segments may overrun their wav by this much (rounded offsets)
 MIN_DURATION_S = 0.025  # one 25 ms fbank window
 _REQUIRED_KEYS = ("duration", "offset", "speaker_id", "wav")

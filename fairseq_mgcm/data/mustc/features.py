@@ -15,9 +15,9 @@ import soundfile as sf
 import torch
 from torchaudio.compliance import kaldi
 
+from fairseq_mgcm.data.audio import SAMPLE_RATE, resample_int16
 from fairseq_mgcm.data.errors import CorpusError
-from fairseq_mgcm.data.mustc import SAMPLE_RATE, Talk
-from fairseq_mgcm.data.speech_synthesis import resample_int16
+from fairseq_mgcm.data.mustc.reader import Talk
 
 N_MEL_BINS = 80
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fairseq_mgcm.data.atomic import atomic_path
+from fairseq_mgcm.atomic_files import atomic_path
 
 _VAR_FLOOR = 1e-8
 
