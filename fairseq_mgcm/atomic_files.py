@@ -63,3 +63,14 @@ def write_lines(path: Path, lines: list[str], if_changed: bool = False) -> None:
     """Write one line per item (each ending in a newline), atomically."""
     write_text(path, "".join(line + "\n" for line in lines), if_changed)
 
+
+
+def copy_file(src: Path, dst: Path, if_changed: bool = True) -> None:
+    """Copy ``src`` onto ``dst`` atomically; with ``if_changed``, leave an identical ``dst``
+    untouched (re-runs stay byte- and mtime-identical)."""
+    data = Path(src).read_bytes()
+    dst = Path(dst)
+    if if_changed and dst.is_file() and dst.read_bytes() == data:
+        return
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(data)

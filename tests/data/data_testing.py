@@ -8,14 +8,14 @@ import yaml
 
 def write_mustc(
     root: Path, split: str, talks: dict[str, tuple[int, float]],
-    segments: list[tuple[str, float, float, str, str]],
+    segments: list[tuple[str, float, float, str, str]], tgt_lang: str = "de",
 ) -> Path:
-    """Write ``root/en-de/data/<split>`` by hand.
+    """Write ``root/en-<tgt_lang>/data/<split>`` by hand.
 
     talks: {talk name: (sample rate, seconds)} (a quiet chirp, so fbank is not constant);
     segments: (talk, offset, duration, english, german) in yaml order.
     """
-    split_dir = root / "en-de" / "data" / split
+    split_dir = root / f"en-{tgt_lang}" / "data" / split
     (split_dir / "wav").mkdir(parents=True, exist_ok=True)
     (split_dir / "txt").mkdir(parents=True, exist_ok=True)
     for name, (rate, seconds) in talks.items():
@@ -27,7 +27,7 @@ def write_mustc(
     txt = split_dir / "txt"
     (txt / f"{split}.yaml").write_text("".join(x + "\n" for x in yaml_lines))
     (txt / f"{split}.en").write_text("".join(s[3] + "\n" for s in segments))
-    (txt / f"{split}.de").write_text("".join(s[4] + "\n" for s in segments))
+    (txt / f"{split}.{tgt_lang}").write_text("".join(s[4] + "\n" for s in segments))
     return root
 
 
@@ -55,3 +55,27 @@ def mtimes(root: Path) -> dict[str, int]:
     """mtime_ns of every file under ``root`` (to prove a re-run rewrote nothing)."""
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))
             if p.is_file()}
+
+
+_EN = ("the cat sees a dog", "my friend reads the book", "we sing a song today",
+       "a small bird flies home", "the old man drinks tea", "she writes a long letter")
+_DE = ("die katze sieht einen hund", "mein freund liest das buch", "wir singen heute ein lied",
+       "ein kleiner vogel fliegt heim", "der alte mann trinkt tee",
+       'sie schreibt "einen langen brief"')
+
+
+def varied_mustc(root: Path, splits=("train", "dev", "tst-COMMON", "tst-HE"),
+                 tgt_lang: str = "de", talks_per_split: int = 2, segs_per_talk: int = 3) -> Path:
+    """Like ``small_mustc`` but with varied sentences (so SentencePiece has something to learn)
+    and any target language folder ``en-<tgt_lang>``."""
+    for split in splits:
+        talks = {f"ted_{split}_{i}": (16000, 1.0 + 1.1 * segs_per_talk)
+                 for i in range(1, talks_per_split + 1)}
+        segments = []
+        for i in range(1, talks_per_split + 1):
+            for j in range(segs_per_talk):
+                k = (i * segs_per_talk + j) % len(_EN)
+                segments.append((f"ted_{split}_{i}", 0.1 + 1.1 * j, 1.0, f"{_EN[k]} {j}",
+                                 f"{_DE[k]} {j} ({tgt_lang})"))
+        write_mustc(root, split, talks, segments, tgt_lang=tgt_lang)
+    return root
