@@ -133,7 +133,7 @@ def test_non_16k_refused_with_flag(tmp_path):
 
 
 def test_not_a_mustc_dir(tmp_path):
-    with pytest.raises(CorpusError, match="not a MuST-C directory"):
+    with pytest.raises(CorpusError, match=r"no en-de folder .*looked for .*en-de/data"):
         prepare(tmp_path, tmp_path / "out")
 
 

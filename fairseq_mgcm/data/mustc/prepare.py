@@ -1,4 +1,5 @@
-"""Turn a MuST-C v1.0 En-De release (or a corpus in its layout) into what fairseq trains on.
+"""Turn a MuST-C v1.0 release, any en-xx pair (or a corpus in its layout), into what fairseq
+trains on.
 
 Outputs in ``out_dir`` (see docs/architecture.md, section 2):
 
@@ -6,7 +7,7 @@ Outputs in ``out_dir`` (see docs/architecture.md, section 2):
     <split>.tsv                    id audio n_frames src_text tgt_text speaker
     fbank80_<split>.zip            stored .npy features, float32 [n_frames, 80]
     gcmvn.npz                      global CMVN from train
-    spm_tgt.{model,txt}            German SentencePiece model + fairseq dictionary
+    spm_tgt.{model,txt}            target SentencePiece model + fairseq dictionary
     spm_src.{model,txt}            English (transcripts, for CTC/ASR)
     simuleval/<split>/             wav/<id>.wav, source.txt, target.txt (not for train splits)
 

@@ -65,14 +65,29 @@ class SplitData:
         return [self.yaml_path, self.src_path, self.tgt_path] + [t.wav for t in self.talks]
 
 
+_PAIR_NAME = re.compile(r"[a-z]{2,3}-[a-z]{2,3}")
+
+
 def find_lang_dir(mustc_root: Path, src_lang: str = "en", tgt_lang: str = "de") -> Path:
-    """Accept either the MuST-C root (containing ``en-de/``) or ``en-de/`` itself."""
+    """Accept either the MuST-C root (containing ``en-xx/``) or ``en-xx/`` itself.
+
+    A pair folder for another pair (``en-de/`` given with ``tgt_lang="fr"``) is refused rather
+    than read with the wrong text files.
+    """
     mustc_root = Path(mustc_root)
-    for candidate in (mustc_root / f"{src_lang}-{tgt_lang}", mustc_root):
-        if (candidate / "data").is_dir():
-            return candidate
-    raise CorpusError(f"{mustc_root}: not a MuST-C directory (expected "
-                      f"{mustc_root / f'{src_lang}-{tgt_lang}' / 'data'})")
+    pair = f"{src_lang}-{tgt_lang}"
+    wanted = mustc_root / pair / "data"
+    if wanted.is_dir():
+        return mustc_root / pair
+    if (mustc_root / "data").is_dir() and (mustc_root.name == pair
+                                           or not _PAIR_NAME.fullmatch(mustc_root.name)):
+        return mustc_root
+    others = sorted(p.name for p in mustc_root.glob("*-*") if (p / "data").is_dir())
+    if _PAIR_NAME.fullmatch(mustc_root.name) and (mustc_root / "data").is_dir():
+        others = [mustc_root.name]
+    hint = f"; found {', '.join(others)} (pass --tgt-lang to match)" if others else ""
+    raise CorpusError(f"{mustc_root}: no {pair} folder for --src-lang {src_lang} --tgt-lang "
+                      f"{tgt_lang} (looked for {wanted}){hint}")
 
 
 def _read_text_lines(path: Path) -> list[str]:
