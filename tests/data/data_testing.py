@@ -79,3 +79,36 @@ def varied_mustc(root: Path, splits=("train", "dev", "tst-COMMON", "tst-HE"),
                                  f"{_DE[k]} {j} ({tgt_lang})"))
         write_mustc(root, split, talks, segments, tgt_lang=tgt_lang)
     return root
+
+
+def write_release_like(
+    root: Path, split: str, talks: dict[str, list[tuple[float, float]]], order=None,
+    speaker=lambda talk: f"spk.{talk.rsplit('_', 1)[-1]}", tgt_lang: str = "de",
+) -> list[tuple[str, float, float, str, str]]:
+    """A split in the exact MuST-C v1.0 yaml format (``rW``/``uW`` keys, ``spk.767`` speakers).
+
+    talks: {talk: [(offset, duration), ...]} in time order; order: (talk, index) pairs giving
+    the yaml's line order (default: time order). Each segment's texts name its talk and time,
+    so a misaligned text is visible. Returns the segments in yaml order.
+    """
+    split_dir = root / f"en-{tgt_lang}" / "data" / split
+    (split_dir / "wav").mkdir(parents=True, exist_ok=True)
+    (split_dir / "txt").mkdir(parents=True, exist_ok=True)
+    for name, segs in talks.items():
+        seconds = max(o + d for o, d in segs) + 0.5
+        t = np.arange(int(16000 * seconds)) / 16000
+        sf.write(split_dir / "wav" / f"{name}.wav",
+                 0.1 * np.sin(2 * np.pi * (200 + 30 * t) * t), 16000, subtype="PCM_16")
+    order = order or [(name, i) for name, segs in talks.items() for i in range(len(segs))]
+    segments, yaml_lines = [], []
+    for name, i in order:
+        offset, duration = talks[name][i]
+        segments.append((name, offset, duration, f"{name} says {_EN[i % len(_EN)]} at {offset}",
+                         f"{name} sagt {_DE[i % len(_DE)]} um {offset}"))
+        yaml_lines.append(f"- {{duration: {duration:.6f}, offset: {offset:.6f}, rW: {3 + i}, "
+                          f"uW: {i % 2}, speaker_id: {speaker(name)}, wav: {name}.wav}}")
+    txt = split_dir / "txt"
+    (txt / f"{split}.yaml").write_text("".join(x + "\n" for x in yaml_lines))
+    (txt / f"{split}.en").write_text("".join(s[3] + "\n" for s in segments))
+    (txt / f"{split}.{tgt_lang}").write_text("".join(s[4] + "\n" for s in segments))
+    return segments

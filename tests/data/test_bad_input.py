@@ -187,11 +187,12 @@ def test_yaml_fast_path_agrees_with_yaml(tmp_path):
     lines = [f"- {{duration: {1 + i / 7:.6f}, offset: {i * 2.5:.6f}, speaker_id: spk.{i % 3}, "
              f"wav: ted_{i // 4}.wav}}" for i in range(20)]
     text = "\n".join(lines) + "\n\n"
-    fast_entries, fast_lines = _parse_flow_lines(text)
+    fast_entries, fast_lines, fast_offsets = _parse_flow_lines(text)
     path = tmp_path / "x.yaml"
     path.write_text(text.replace("spk.1", "'spk.1'"))  # quotes: not the fast format
     assert _parse_flow_lines(path.read_text()) is None
-    slow_entries, slow_lines = _read_yaml(path)
+    slow_entries, slow_lines, slow_offsets = _read_yaml(path)
     assert slow_lines == fast_lines == list(range(1, 21))
+    assert slow_offsets == fast_offsets == [f"{i * 2.5:.6f}" for i in range(20)]
     for fast, slow in zip(fast_entries, slow_entries):
         assert fast == {k: (v if k in ("duration", "offset") else str(v)) for k, v in slow.items()}

@@ -16,6 +16,7 @@ from fairseq.data.audio.data_cfg import S2TDataConfig
 from fairseq.data.audio.speech_to_text_dataset import SpeechToTextDatasetCreator
 
 from data_testing import mtimes, read_tsv, read_yaml, small_mustc
+from fairseq_reference import prep_mustc_module
 from fairseq_mgcm.data.mustc.prepare import prepare
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +36,11 @@ def test_outputs_exist(prepared_tiny):
         assert (prepared_tiny / f"fbank80_{split}.zip").is_file()
 
 
+def _fairseq_segments(prepared: Path, split: str) -> list[tuple]:
+    """fairseq's own reading of the corpus: (wav, start, samples, rate, en, de, speaker, id)."""
+    return prep_mustc_module().MUSTC(str(prepared.parent / "corpus"), "de", split).data
+
+
 def test_manifest_matches_yaml(prepared_tiny):
     for split, n in (("train", 60), ("dev", 10), ("tst-COMMON", 10)):
         rows = read_tsv(prepared_tiny / f"{split}.tsv")
@@ -42,15 +48,19 @@ def test_manifest_matches_yaml(prepared_tiny):
         entries = read_yaml(txt / f"{split}.yaml")
         assert len(rows) == len(entries) == n
         assert list(rows[0]) == ["id", "audio", "n_frames", "src_text", "tgt_text", "speaker"]
-        assert [r["src_text"] for r in rows] == (txt / f"{split}.en").read_text().splitlines()
-        assert [r["tgt_text"] for r in rows] == (txt / f"{split}.de").read_text().splitlines()
+        # each segment keeps its own yaml line's texts and speaker ...
+        lines = zip(entries, (txt / f"{split}.en").read_text().splitlines(),
+                    (txt / f"{split}.de").read_text().splitlines())
+        assert {(r["src_text"], r["tgt_text"], r["speaker"]) for r in rows} == {
+            (en, de, e["speaker_id"]) for e, en, de in lines}
+        # ... in fairseq's order, under fairseq's ids
+        reference = _fairseq_segments(prepared_tiny, split)
+        assert [(r["id"], r["src_text"], r["tgt_text"], r["speaker"]) for r in rows] == [
+            (d[7], d[4], d[5], d[6]) for d in reference]
         assert len({r["id"] for r in rows}) == n
-        for row, entry in zip(rows, entries):
-            talk, index = row["id"].rsplit("_", 1)
-            assert entry["wav"] == f"{talk}.wav" and row["speaker"] == entry["speaker_id"]
+        for row, (_, _, samples, *_) in zip(rows, reference):
             # ~100 frames per second: 25 ms windows every 10 ms
-            expected = int((entry["duration"] * 16000 - 400) // 160) + 1
-            assert int(row["n_frames"]) == expected
+            assert int(row["n_frames"]) == (samples - 400) // 160 + 1
 
 
 def test_features_round_trip(prepared_tiny):
@@ -71,11 +81,10 @@ def test_features_are_kaldi_fbank_of_the_segment(prepared_tiny):
     from torchaudio.compliance import kaldi
 
     row = read_tsv(prepared_tiny / "dev.tsv")[1]
-    entry = read_yaml(_corpus(prepared_tiny) / "dev" / "txt" / "dev.yaml")[1]
-    audio, rate = sf.read(_corpus(prepared_tiny) / "dev" / "wav" / entry["wav"], dtype="int16")
-    start = round(entry["offset"] * rate)
-    segment = audio[start:start + round(entry["duration"] * rate)].astype(np.float32)
-    expected = kaldi.fbank(torch.from_numpy(segment)[None], num_mel_bins=80,
+    wav, start, samples, *_, seg_id = _fairseq_segments(prepared_tiny, "dev")[1]
+    assert row["id"] == seg_id
+    audio, rate = sf.read(wav, dtype="int16", start=start, frames=samples)
+    expected = kaldi.fbank(torch.from_numpy(audio.astype(np.float32))[None], num_mel_bins=80,
                            sample_frequency=16000).numpy()
     np.testing.assert_allclose(get_features_or_waveform(f"{prepared_tiny}/{row['audio']}"),
                                expected, atol=1e-4)

@@ -40,7 +40,7 @@ from fairseq_mgcm.data.progress import Progress
 DEFAULT_SPLITS = ("train", "dev", "tst-COMMON")
 MANIFEST_COLUMNS = ("id", "audio", "n_frames", "src_text", "tgt_text", "speaker")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-_FEATURE_VERSION = 1  # bump when feature extraction changes, to invalidate old zips
+_FEATURE_VERSION = 2  # bump when feature extraction changes, to invalidate old zips
 
 
 def log(message: str) -> None:
@@ -152,7 +152,8 @@ def _simuleval_stage(data: SplitData, out_dir: Path, progress_every: int) -> Non
     split_dir = (out_dir / "simuleval" / data.name).resolve()
     stage = f"simuleval_{data.name}"
     outputs = [split_dir / "source.txt", split_dir / "target.txt"]
-    signature = {"inputs": stages.file_signature(data.input_files), "dir": str(split_dir)}
+    signature = {"version": _FEATURE_VERSION, "inputs": stages.file_signature(data.input_files),
+                 "dir": str(split_dir)}
     if stages.is_done(out_dir, stage, signature, outputs):
         log(f"{data.name}: SimulEval inputs up to date, re-using them")
         return
