@@ -9,6 +9,7 @@ import yaml
 def write_mustc(
     root: Path, split: str, talks: dict[str, tuple[int, float]],
     segments: list[tuple[str, float, float, str, str]], tgt_lang: str = "de",
+    amplitude: float = 0.1,
 ) -> Path:
     """Write ``root/en-<tgt_lang>/data/<split>`` by hand.
 
@@ -20,7 +21,7 @@ def write_mustc(
     (split_dir / "txt").mkdir(parents=True, exist_ok=True)
     for name, (rate, seconds) in talks.items():
         t = np.arange(int(rate * seconds)) / rate
-        audio = 0.1 * np.sin(2 * np.pi * (200 + 300 * t) * t)
+        audio = amplitude * np.sin(2 * np.pi * (200 + 300 * t) * t)
         sf.write(split_dir / "wav" / f"{name}.wav", audio, rate, subtype="PCM_16")
     yaml_lines = [f"- {{duration: {d:.6f}, offset: {o:.6f}, speaker_id: spk.1, wav: {t}.wav}}"
                   for t, o, d, _, _ in segments]

@@ -1,5 +1,8 @@
 """Every MuST-C v1.0 pair: ``--tgt-lang xx`` through the corpus maker and the preparation, and a
 few training updates on a non-German pair (English->French)."""
+import csv
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -38,8 +41,9 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def french(tmp_path_factory) -> Path:
-    """``<tmp>/corpus/en-fr`` made by ``make_corpus.py --tgt-lang fr``, prepared into
-    ``<tmp>/data`` by ``prepare_mustc.py --tgt-lang fr``."""
+    """``<tmp>/corpus/en-fr`` made by ``make_corpus.py --tgt-lang fr``, prepared by
+    ``prepare_mustc.py --tgt-lang fr`` into ``<tmp>/prepared``, then moved to ``<tmp>/data``
+    (nothing is left at the old place: the folder must work from the new one)."""
     root = tmp_path_factory.mktemp("french")
     en, fr = _write_french_text(root / "text")
     made = _run("make_corpus.py", "--out", str(root / "corpus"), "--tgt-lang", "fr",
@@ -47,10 +51,35 @@ def french(tmp_path_factory) -> Path:
                 "--utts-per-talk", "4")
     assert made.returncode == 0, made.stderr
     prepared = _run("prepare_mustc.py", "--mustc-root", str(root / "corpus"), "--tgt-lang",
-                    "fr", "--out-dir", str(root / "data"), "--vocab-size-tgt", "60",
+                    "fr", "--out-dir", str(root / "prepared"), "--vocab-size-tgt", "60",
                     "--vocab-size-src", "60")
     assert prepared.returncode == 0, prepared.stderr
+    shutil.move(root / "prepared", root / "data")
     return root
+
+
+@pytest.fixture(scope="module")
+def french_checkpoint(french) -> Path:
+    """Three updates of fairseq-train on the moved English-French folder."""
+    from fairseq_cli import train
+
+    import fairseq_mgcm
+
+    save_dir = french / "checkpoints"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(sys, "argv", [
+            "fairseq-train", str(french / "data"),
+            "--user-dir", str(Path(fairseq_mgcm.__file__).parent),
+            "--task", "speech_to_text_multitask", "--num-workers", "0",
+            "--arch", "waitk_s2t_transformer_tiny", "--criterion", "st_ctc_asr",
+            "--waitk-lagging", "3", "--encoder-chunk-size", "4",
+            "--train-subset", "train", "--valid-subset", "dev", "--optimizer", "adam",
+            "--lr", "1e-3", "--max-tokens", "3000", "--max-update", "3",
+            "--save-dir", str(save_dir), "--no-epoch-checkpoints", "--seed", "1",
+            "--no-progress-bar",
+        ])  # fmt: skip
+        train.cli_main()
+    return save_dir / "checkpoint_last.pt"
 
 
 def test_corpus_maker_writes_the_pair_folder(french):
@@ -69,25 +98,32 @@ def test_prepared_french_manifest(french):
     assert len(rows) == 28 and {(r["src_text"], r["tgt_text"]) for r in rows} == pairs
 
 
-def test_a_few_updates_on_english_french(french, tmp_path, monkeypatch):
-    from fairseq_cli import train
-
-    import fairseq_mgcm
-
-    save_dir = tmp_path / "checkpoints"
-    monkeypatch.setattr(sys, "argv", [
-        "fairseq-train", str(french / "data"), "--user-dir", str(Path(fairseq_mgcm.__file__).parent),
-        "--task", "speech_to_text_multitask", "--num-workers", "0",
-        "--arch", "waitk_s2t_transformer_tiny", "--criterion", "st_ctc_asr",
-        "--waitk-lagging", "3", "--encoder-chunk-size", "4",
-        "--train-subset", "train", "--valid-subset", "dev", "--optimizer", "adam",
-        "--lr", "1e-3", "--max-tokens", "3000", "--max-update", "3", "--save-dir", str(save_dir),
-        "--no-epoch-checkpoints", "--seed", "1", "--no-progress-bar",
-    ])  # fmt: skip
-    train.cli_main()
-    state = torch.load(save_dir / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+def test_a_few_updates_on_english_french_after_moving(french, french_checkpoint):
+    assert not (french / "prepared").exists()
+    state = torch.load(french_checkpoint, map_location="cpu", weights_only=False)
     assert state["optimizer_history"][-1]["num_updates"] == 3
     assert state["cfg"]["task"]["data"] == str(french / "data")
+    pieces = (french / "data" / "spm_tgt.txt").read_text(encoding="utf-8").split()
+    assert "▁pommes" in pieces  # the target vocabulary is French
+
+
+def test_simuleval_sweep_from_the_new_place(french, french_checkpoint, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "simuleval_sweep.py"),
+         "--checkpoint", str(french_checkpoint), "--data-dir", str(french / "data"),
+         "--k", "2", "--segment-size", "320", "--output-dir", str(tmp_path / "sweep"),
+         "--max-instances", "2"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / "sweep" / "results.tsv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert [(r["k"], r["n_instances"]) for r in rows] == [("2", "2")]
+    log = (tmp_path / "sweep" / "k2_seg320" / "instances.log").read_text().splitlines()
+    read = [json.loads(line)["source"][0] for line in log]  # [path, then its sf.info lines]
+    split_dir = french / "data" / "simuleval" / "tst-COMMON"
+    listed = (split_dir / "source.txt").read_text().split()
+    assert read == [str(split_dir / s) for s in listed[:2]]
+    assert all(s.startswith("wav/") for s in listed)  # the list itself stays relative
 
 
 def test_tgt_lang_without_its_folder_names_it(tmp_path):

@@ -15,7 +15,7 @@ from fairseq.data.audio.audio_utils import get_features_or_waveform
 from fairseq.data.audio.data_cfg import S2TDataConfig
 from fairseq.data.audio.speech_to_text_dataset import SpeechToTextDatasetCreator
 
-from data_testing import mtimes, read_tsv, read_yaml, small_mustc
+from data_testing import mtimes, read_tsv, read_yaml, small_mustc, write_mustc
 from fairseq_reference import prep_mustc_module
 from fairseq_mgcm.data.mustc.prepare import prepare
 
@@ -114,7 +114,10 @@ def test_sentencepiece_round_trips(prepared_tiny, side, column):
         assert "<unk>" not in encoded
 
 
-def test_fairseq_loads_the_dataset(prepared_tiny):
+def test_fairseq_loads_the_dataset(prepared_tiny, monkeypatch):
+    # Paths are relative to the data folder: plain fairseq reads audio and CMVN relative to the
+    # working directory (our task resolves them against the data folder; see test_movable.py).
+    monkeypatch.chdir(prepared_tiny)
     cfg = S2TDataConfig(prepared_tiny / "config.yaml")
     tgt_dict = Dictionary.load(str(prepared_tiny / cfg.vocab_filename))
     bpe = encoders.build_bpe(Namespace(**cfg.bpe_tokenizer))
@@ -129,8 +132,8 @@ def test_fairseq_loads_the_dataset(prepared_tiny):
     assert bpe.decode(tgt_dict.string(item.target)) == row["tgt_text"]
     batch = dataset.collater([dataset[i] for i in range(4)])
     assert batch["net_input"]["src_tokens"].shape[0] == 4
-    # fairseq resolves the paths whatever the working directory
-    assert Path(cfg.global_cmvn_stats_npz).is_file()
+    assert cfg.config["global_cmvn"]["stats_npz_path"] == "gcmvn.npz"
+    assert "audio_root" not in cfg.config
     assert Path(cfg.config["src_bpe_tokenizer"]["sentencepiece_model"]).name == "spm_src.model"
 
 
@@ -143,8 +146,8 @@ def test_simuleval_inputs(prepared_tiny):
         assert targets == [r["tgt_text"] for r in rows]
         assert [Path(s).stem for s in sources] == [r["id"] for r in rows]
         for source, row in zip(sources, rows):
-            assert Path(source).is_absolute()
-            info = sf.info(source)
+            assert source == f"wav/{row['id']}.wav"  # relative to the list's folder
+            info = sf.info(root / source)
             assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
             assert int((info.frames - 400) // 160) + 1 == int(row["n_frames"])
     assert not (prepared_tiny / "simuleval" / "train").exists()
@@ -205,3 +208,27 @@ def test_script_and_parallel_jobs(tmp_path):
     for name in ("train.tsv", "dev.tsv", "fbank80_train.zip", "gcmvn.npz"):
         assert (serial / name).read_bytes() == (tmp_path / "par" / name).read_bytes(), name
     shutil.rmtree(tmp_path / "par")
+
+
+def test_cmvn_over_every_train_split(tmp_path):
+    corpus = small_mustc(tmp_path / "corpus", splits=("train", "dev"))
+    talks = {f"ted_loud_{i}": (16000, 4.0) for i in (1, 2)}
+    segments = [(f"ted_loud_{i}", 0.1 + 1.2 * j, 1.0, f"hello loud world {j}",
+                 f"hallo laute welt {j}") for i in (1, 2) for j in range(3)]
+    write_mustc(corpus, "train-loud", talks, segments, amplitude=0.8)
+    out = prepare(corpus, tmp_path / "data", splits=("train", "train-loud", "dev"),
+                  vocab_size_tgt=40, vocab_size_src=40)
+
+    def frames(split):
+        return np.concatenate([get_features_or_waveform(f"{out}/{r['audio']}")
+                               for r in read_tsv(out / f"{split}.tsv")])
+
+    both = np.concatenate([frames("train"), frames("train-loud")])
+    stats = np.load(out / "gcmvn.npz")
+    np.testing.assert_allclose(stats["mean"], both.mean(0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(stats["std"], both.std(0), rtol=1e-3, atol=1e-3)
+    assert np.abs(stats["mean"] - frames("train-loud").mean(0)).max() > 0.5  # not the last only
+    before = mtimes(out)
+    prepare(corpus, out, splits=("train", "train-loud", "dev"), vocab_size_tgt=40,
+            vocab_size_src=40)
+    assert mtimes(out) == before

@@ -74,7 +74,7 @@ def test_prepared_manifest_and_features_match_fairseq(release, tmp_path):
     if split != "train":  # SimulEval's wavs are the same samples
         source = out / "simuleval" / split / "source.txt"
         for line, (seg_id, start, length, *_) in zip(source.read_text().splitlines(), expected):
-            assert line.endswith(f"{seg_id}.wav") and sf.info(line).frames == length
+            assert line == f"wav/{seg_id}.wav" and sf.info(source.parent / line).frames == length
 
 
 def test_fairseq_order_is_by_offset_text():

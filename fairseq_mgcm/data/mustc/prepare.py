@@ -6,7 +6,7 @@ Outputs in ``out_dir`` (see docs/architecture.md, section 2):
     config.yaml                    S2TDataConfig plus src_* keys
     <split>.tsv                    id audio n_frames src_text tgt_text speaker
     fbank80_<split>.zip            stored .npy features, float32 [n_frames, 80]
-    gcmvn.npz                      global CMVN from train
+    gcmvn.npz                      global CMVN over every train* split
     spm_tgt.{model,txt}            target SentencePiece model + fairseq dictionary
     spm_src.{model,txt}            English (transcripts, for CTC/ASR)
     simuleval/<split>/             wav/<id>.wav, source.txt, target.txt (not for train splits)
@@ -15,6 +15,7 @@ Stages: validate all inputs first (nothing is written if anything is wrong), the
 features + manifest, SentencePiece, SimulEval inputs, config. Each stage is skipped on a re-run
 when its done-marker matches its inputs (see ``stages.py``).
 """
+import hashlib
 import sys
 import zipfile
 from pathlib import Path
@@ -104,14 +105,18 @@ def _write_features(data: SplitData, out_dir: Path, jobs: int, progress_every: i
         for row in rows:
             f.write("\t".join(row) + "\n")
     if cmvn is not None:
-        cmvn.save(out_dir / "gcmvn.npz")
+        cmvn.save_sums(_cmvn_sums_path(out_dir, data.name))
+
+
+def _cmvn_sums_path(out_dir: Path, split: str) -> Path:
+    return out_dir / ".work" / f"cmvn_{split}.npy"
 
 
 def _features_stage(data: SplitData, out_dir: Path, jobs: int, progress_every: int) -> None:
     stage = f"features_{data.name}"
     outputs = [out_dir / f"fbank80_{data.name}.zip", out_dir / f"{data.name}.tsv"]
     if is_train_split(data.name):
-        outputs.append(out_dir / "gcmvn.npz")
+        outputs.append(_cmvn_sums_path(out_dir, data.name))
     signature = _split_signature(data)
     if stages.is_done(out_dir, stage, signature, outputs):
         log(f"{data.name}: features and manifest up to date, re-using them")
@@ -121,6 +126,29 @@ def _features_stage(data: SplitData, out_dir: Path, jobs: int, progress_every: i
         f"in {len(data.talks)} talks")
     _write_features(data, out_dir, jobs, progress_every)
     stages.mark_done(out_dir, stage, signature)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage: global CMVN over every train split
+# ---------------------------------------------------------------------------------------------
+
+
+def _cmvn_stage(train_splits: list[str], out_dir: Path) -> None:
+    sums = [_cmvn_sums_path(out_dir, split) for split in train_splits]
+    outputs = [out_dir / "gcmvn.npz"]
+    # Keyed by split, not path: a moved data folder re-uses its statistics.
+    signature = {"sums": {split: hashlib.sha256(path.read_bytes()).hexdigest()
+                          for split, path in zip(train_splits, sums)}}
+    if stages.is_done(out_dir, "gcmvn", signature, outputs):
+        log("gcmvn: up to date, re-using it")
+        return
+    stages.clear(out_dir, "gcmvn")
+    log(f"gcmvn: global CMVN over {', '.join(train_splits)}")
+    accumulator = CmvnAccumulator(N_MEL_BINS)
+    for path in sums:
+        accumulator.add_saved(path)
+    accumulator.save(out_dir / "gcmvn.npz")
+    stages.mark_done(out_dir, "gcmvn", signature)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,11 +177,13 @@ def _spm_stage(name: str, texts: list[str], vocab_size: int, out_dir: Path) -> N
 
 
 def _simuleval_stage(data: SplitData, out_dir: Path, progress_every: int) -> None:
-    split_dir = (out_dir / "simuleval" / data.name).resolve()
+    """One wav per segment, ``source.txt`` (paths relative to its folder, see
+    ``source_list.py``) and ``target.txt``."""
+    split_dir = out_dir / "simuleval" / data.name
     stage = f"simuleval_{data.name}"
     outputs = [split_dir / "source.txt", split_dir / "target.txt"]
     signature = {"version": _FEATURE_VERSION, "inputs": stages.file_signature(data.input_files),
-                 "dir": str(split_dir)}
+                 "sources": "relative"}
     if stages.is_done(out_dir, stage, signature, outputs):
         log(f"{data.name}: SimulEval inputs up to date, re-using them")
         return
@@ -165,7 +195,7 @@ def _simuleval_stage(data: SplitData, out_dir: Path, progress_every: int) -> Non
             wav_path = split_dir / "wav" / f"{seg.id}.wav"
             int16 = (audio * 32768.0).round().clip(-32768, 32767).astype("int16")
             write_wav(wav_path, int16, SAMPLE_RATE)
-            sources.append(str(wav_path))
+            sources.append(wav_path.relative_to(split_dir).as_posix())
             targets.append(seg.tgt_text)
             progress.update()
     progress.close()
@@ -180,18 +210,21 @@ def _simuleval_stage(data: SplitData, out_dir: Path, progress_every: int) -> Non
 
 
 def _write_config(out_dir: Path) -> None:
-    """The data config. fairseq resolves the tokenizer paths against the config's folder, but
-    not ``audio_root`` nor the CMVN path inside ``global_cmvn``: those two are absolute."""
-    root = out_dir.resolve()
+    """The data config, every path relative to its folder so that the folder can move.
+
+    fairseq resolves the tokenizer and CMVN paths against the config's folder. It reads the
+    manifests' ``audio`` against ``audio_root`` (here absent, i.e. the working directory); our
+    task sets ``audio_root`` to the data folder, and a plain fairseq run from the data folder
+    works too.
+    """
     config = {
         "input_channels": 1,
         "input_feat_per_channel": N_MEL_BINS,
-        "audio_root": str(root),
         "vocab_filename": "spm_tgt.txt",
         "bpe_tokenizer": {"bpe": "sentencepiece", "sentencepiece_model": "spm_tgt.model"},
         "src_vocab_filename": "spm_src.txt",
         "src_bpe_tokenizer": {"bpe": "sentencepiece", "sentencepiece_model": "spm_src.model"},
-        "global_cmvn": {"stats_npz_path": str(root / "gcmvn.npz")},
+        "global_cmvn": {"stats_npz_path": "gcmvn.npz"},
         "feature_transforms": {"*": ["global_cmvn"]},
     }
     write_text(out_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False), if_changed=True)
@@ -231,6 +264,7 @@ def prepare(
     for data in datasets:
         _features_stage(data, out_dir, jobs, progress_every)
     if train:
+        _cmvn_stage([d.name for d in train], out_dir)
         segments = [seg for d in train for seg in d.segments]
         _spm_stage("spm_tgt", [s.tgt_text for s in segments], vocab_size_tgt, out_dir)
         _spm_stage("spm_src", [s.src_text for s in segments], vocab_size_src, out_dir)
