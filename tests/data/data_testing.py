@@ -82,11 +82,17 @@ def varied_mustc(root: Path, splits=("train", "dev", "tst-COMMON", "tst-HE"),
     return root
 
 
+def real_speaker(talk: str) -> str:
+    """MuST-C's speaker id for a talk: ``ted_767`` is said by ``spk.767``."""
+    return f"spk.{talk.rsplit('_', 1)[-1]}"
+
+
 def write_release_like(
     root: Path, split: str, talks: dict[str, list[tuple[float, float]]], order=None,
-    speaker=lambda talk: f"spk.{talk.rsplit('_', 1)[-1]}", tgt_lang: str = "de",
+    speaker=lambda talk: "spk_1", word_counts: bool = False, tgt_lang: str = "de",
 ) -> list[tuple[str, float, float, str, str]]:
-    """A split in the exact MuST-C v1.0 yaml format (``rW``/``uW`` keys, ``spk.767`` speakers).
+    """A split in the MuST-C v1.0 yaml format; the real release's ``rW``/``uW`` keys with
+    ``word_counts``, its ``spk.767`` speaker ids with ``speaker=real_speaker``.
 
     talks: {talk: [(offset, duration), ...]} in time order; order: (talk, index) pairs giving
     the yaml's line order (default: time order). Each segment's texts name its talk and time,
@@ -106,8 +112,9 @@ def write_release_like(
         offset, duration = talks[name][i]
         segments.append((name, offset, duration, f"{name} says {_EN[i % len(_EN)]} at {offset}",
                          f"{name} sagt {_DE[i % len(_DE)]} um {offset}"))
-        yaml_lines.append(f"- {{duration: {duration:.6f}, offset: {offset:.6f}, rW: {3 + i}, "
-                          f"uW: {i % 2}, speaker_id: {speaker(name)}, wav: {name}.wav}}")
+        counts = f"rW: {3 + i}, uW: {i % 2}, " if word_counts else ""
+        yaml_lines.append(f"- {{duration: {duration:.6f}, offset: {offset:.6f}, {counts}"
+                          f"speaker_id: {speaker(name)}, wav: {name}.wav}}")
     txt = split_dir / "txt"
     (txt / f"{split}.yaml").write_text("".join(x + "\n" for x in yaml_lines))
     (txt / f"{split}.en").write_text("".join(s[3] + "\n" for s in segments))

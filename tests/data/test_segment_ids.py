@@ -7,7 +7,7 @@ import soundfile as sf
 import torch
 from torchaudio.compliance import kaldi
 
-from data_testing import read_tsv, write_release_like
+from data_testing import read_tsv, real_speaker, write_release_like
 from fairseq.data.audio.audio_utils import get_features_or_waveform
 from fairseq_reference import prep_mustc_module
 from fairseq_mgcm.data.mustc.features import segment_samples
@@ -19,11 +19,12 @@ TALKS = {"ted_767": [(0.3, 1.2), (2.1, 1.5), (4.8, 2.0), (9.55, 0.4), (10.2, 1.9
                      (101.5, 1.25)],
          "ted_1102": [(0.5, 2.0), (3.0, 1.0), (7.25, 2.5)]}
 SHUFFLED = [("ted_767", i) for i in (3, 0, 6, 5, 1, 4, 2)] + [("ted_1102", i) for i in (2, 0, 1)]
-CASES = {  # quirk: (split, talks, yaml order)
-    "yaml lines out of order within a talk": ("train", TALKS, SHUFFLED),
-    "a talk with one segment": ("train", {**TALKS, "ted_5": [(1.5, 2.0)]}, None),
-    "uW and rW keys, speaker ids like spk.767": ("train", TALKS, None),
-    "a tst-HE split": ("tst-HE", TALKS, SHUFFLED),
+CASES = {  # quirk: (split, talks, yaml order, options of write_release_like)
+    "yaml lines out of order within a talk": ("train", TALKS, SHUFFLED, {}),
+    "a talk with one segment": ("train", {**TALKS, "ted_5": [(1.5, 2.0)]}, None, {}),
+    "uW and rW keys present": ("train", TALKS, None, {"word_counts": True}),
+    "speaker ids like spk.767": ("train", TALKS, None, {"speaker": real_speaker}),
+    "a tst-HE split": ("tst-HE", TALKS, SHUFFLED, {}),
 }
 
 
@@ -35,11 +36,11 @@ def _fairseq_segments(root, split):
 
 @pytest.fixture(params=list(CASES), ids=lambda quirk: quirk.replace(" ", "_"))
 def release(request, tmp_path):
-    split, talks, order = CASES[request.param]
+    split, talks, order, options = CASES[request.param]
     root = tmp_path / "mustc"
     if split != "train":
         write_release_like(root, "train", TALKS)  # spm and CMVN come from train
-    write_release_like(root, split, talks, order)
+    write_release_like(root, split, talks, order, **options)
     return root, split
 
 
