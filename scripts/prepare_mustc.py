@@ -11,7 +11,7 @@ file and line; nothing is written before all inputs have been checked.
 Usage:
   python scripts/prepare_mustc.py --mustc-root MUSTC_ROOT --out-dir OUT_DIR \
       [--tgt-lang de] [--splits train dev tst-COMMON] [--vocab-size-tgt 8000 \
-      --vocab-size-src 5000] [--jobs 2]
+      --vocab-size-src 5000] [--specaugment lb] [--jobs 2]
 """
 import argparse
 import re
@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drop-empty", action="store_true",
                         help="skip segments with an empty transcript or translation (with a "
                         "warning) instead of stopping")
+    parser.add_argument("--specaugment", choices=("lb", "ld", "sm", "ss"), default=None,
+                        help="write fairseq's SpecAugment policy (lb: LibriSpeech basic, as "
+                        "fairseq's MuST-C recipe; ld, sm, ss) for train splits; default off")
     parser.add_argument("--progress-every", type=int, default=1000,
                         help="print a progress line every N segments")
     args = parser.parse_args(argv)
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare(args.mustc_root, args.out_dir, tuple(args.splits), args.vocab_size_tgt,
                 args.vocab_size_src, args.jobs, resample=not args.no_resample,
                 drop_empty=args.drop_empty, src_lang=args.src_lang, tgt_lang=args.tgt_lang,
-                progress_every=args.progress_every)
+                progress_every=args.progress_every, specaugment=args.specaugment)
     except CorpusError as e:
         print(f"prepare_mustc.py: error: {e}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ import yaml
 from fairseq_mgcm.atomic_files import atomic_open, atomic_path, write_lines, write_text
 from fairseq_mgcm.data.audio import SAMPLE_RATE, write_wav
 from fairseq_mgcm.data.errors import CorpusError, where
+from fairseq_mgcm.data.mustc import specaugment as specaugment_policies
 from fairseq_mgcm.data.mustc import stages
 from fairseq_mgcm.data.mustc.cmvn import CmvnAccumulator
 from fairseq_mgcm.data.mustc.features import (
@@ -209,7 +210,7 @@ def _simuleval_stage(data: SplitData, out_dir: Path, progress_every: int) -> Non
 # ---------------------------------------------------------------------------------------------
 
 
-def _write_config(out_dir: Path) -> None:
+def _write_config(out_dir: Path, specaugment: str | None = None) -> None:
     """The data config, every path relative to its folder so that the folder can move.
 
     fairseq resolves the tokenizer and CMVN paths against the config's folder. It reads the
@@ -225,8 +226,10 @@ def _write_config(out_dir: Path) -> None:
         "src_vocab_filename": "spm_src.txt",
         "src_bpe_tokenizer": {"bpe": "sentencepiece", "sentencepiece_model": "spm_src.model"},
         "global_cmvn": {"stats_npz_path": "gcmvn.npz"},
-        "feature_transforms": {"*": ["global_cmvn"]},
+        "feature_transforms": specaugment_policies.feature_transforms(specaugment),
     }
+    if specaugment is not None:
+        config["specaugment"] = dict(specaugment_policies.POLICIES[specaugment])
     write_text(out_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False), if_changed=True)
 
 
@@ -239,13 +242,18 @@ def prepare(
     mustc_root: Path | str, out_dir: Path | str, splits: tuple[str, ...] = DEFAULT_SPLITS,
     vocab_size_tgt: int = 8000, vocab_size_src: int = 5000, jobs: int = 1,
     resample: bool = True, drop_empty: bool = False, src_lang: str = "en",
-    tgt_lang: str = "de", progress_every: int = 1000,
+    tgt_lang: str = "de", progress_every: int = 1000, specaugment: str | None = None,
 ) -> Path:
     """Prepare ``splits`` of the MuST-C release at ``mustc_root`` into ``out_dir``.
 
-    Raises CorpusError (naming file and line) on bad input before writing anything.
+    ``specaugment`` (``lb``, ``ld``, ``sm``, ``ss``; None: off) adds fairseq's SpecAugment
+    policy for the train splits to config.yaml. Raises CorpusError (naming file and line) on
+    bad input before writing anything.
     """
     out_dir = Path(out_dir)
+    if specaugment is not None and specaugment not in specaugment_policies.POLICIES:
+        raise CorpusError(f"--specaugment must be one of "
+                          f"{', '.join(specaugment_policies.POLICIES)}, not {specaugment!r}")
     lang_dir = find_lang_dir(Path(mustc_root), src_lang, tgt_lang)
     if not splits:
         raise CorpusError("no splits to prepare")
@@ -271,6 +279,6 @@ def prepare(
     for data in datasets:
         if not is_train_split(data.name):
             _simuleval_stage(data, out_dir, progress_every)
-    _write_config(out_dir)
+    _write_config(out_dir, specaugment)
     log(f"done: {out_dir}")
     return out_dir
