@@ -126,3 +126,20 @@ def test_bad_import_keeps_earlier_output_and_script_exits_2(fairseq_prepared, tm
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "is not in" in result.stderr and str(copy / "dev_st.tsv") in result.stderr
     assert {p: (out / p).read_bytes() for p in before} == before
+
+
+def test_import_with_the_release_writes_simuleval_inputs(fairseq_prepared, tmp_path):
+    import soundfile as sf
+
+    out = import_fairseq(fairseq_prepared, tmp_path / "data", splits=("train", "dev"),
+                         mustc_root=fairseq_prepared.parent)
+    assert not (out / "simuleval" / "train").exists()
+    split_dir = out / "simuleval" / "dev"
+    sources = (split_dir / "source.txt").read_text().splitlines()
+    rows = read_tsv(out / "dev.tsv")
+    assert sources == [f"wav/{r['id']}.wav" for r in rows]
+    assert (split_dir / "target.txt").read_text().splitlines() == [r["tgt_text"] for r in rows]
+    fairseq_samples = {d[7]: d[2] for d in prep_mustc_module().MUSTC(
+        str(fairseq_prepared.parent), "de", "dev").data}
+    for source, row in zip(sources, rows):
+        assert sf.info(split_dir / source).frames == fairseq_samples[row["id"]]

@@ -12,8 +12,9 @@ vocabulary under ``src_*`` keys. ``import_fairseq`` joins the two manifests by i
 our layout (docs/architecture.md section 2) into ``out_dir``: ``<split>.tsv`` whose ``audio``
 column points into fairseq's ``fbank80.zip`` by a path relative to ``out_dir`` (the features are
 not copied), copies of the SentencePiece models and CMVN statistics, and ``config.yaml`` with
-paths relative to ``out_dir`` and fairseq's own feature transforms and SpecAugment settings.
-Everything is read and checked before anything is written.
+paths relative to ``out_dir`` and fairseq's own feature transforms and SpecAugment settings;
+given the raw release too, SimulEval inputs for the evaluation splits (our segment ids are
+fairseq's). Everything is read and checked before anything is written.
 """
 import csv
 import os
@@ -24,6 +25,8 @@ import yaml
 
 from fairseq_mgcm.atomic_files import copy_file, write_text
 from fairseq_mgcm.data.errors import CorpusError, where
+from fairseq_mgcm.data.mustc.prepare import simuleval_stage
+from fairseq_mgcm.data.mustc.reader import SplitData, find_lang_dir, read_split
 
 MANIFEST_COLUMNS = ("id", "audio", "n_frames", "src_text", "tgt_text", "speaker")
 _FAIRSEQ_COLUMNS = ("id", "audio", "n_frames", "tgt_text")
@@ -195,6 +198,24 @@ def _vocab(config: dict, config_path: Path, fairseq_dir: Path) -> _Vocab:
                   _named_file(config, ("vocab_filename",), config_path, fairseq_dir))
 
 
+def _simuleval_data(lang_dir: Path, split: FairseqSplit, tgt_lang: str) -> SplitData:
+    """The MuST-C segments of an imported split, exactly those of its manifest, in its order."""
+    data = read_split(lang_dir, split.name, "en", tgt_lang, drop_empty=True)
+    by_id = {seg.id: seg for seg in data.segments}
+    for row in split.rows:
+        if row["id"] not in by_id:
+            raise CorpusError(f"{split.st_path}: id {row['id']} is not a segment of "
+                              f"{data.yaml_path} (another MuST-C release or pair?)")
+    wanted = {row["id"] for row in split.rows}
+    for talk in data.talks:
+        talk.segments = [seg for seg in talk.segments if seg.id in wanted]
+    data.talks = [talk for talk in data.talks if talk.segments]
+    if [seg.id for seg in data.segments] != [row["id"] for row in split.rows]:
+        raise CorpusError(f"{split.st_path}: segments are not in fairseq's order of "
+                          f"{data.yaml_path}")
+    return data
+
+
 def find_fairseq_splits(fairseq_dir: Path) -> list[str]:
     """Splits with an ST manifest, in fairseq's split order, then any others by name."""
     names = sorted(p.name[: -len("_st.tsv")] for p in fairseq_dir.glob("*_st.tsv"))
@@ -205,8 +226,13 @@ def find_fairseq_splits(fairseq_dir: Path) -> list[str]:
 def import_fairseq(
     fairseq_dir: Path | str, out_dir: Path | str, splits: tuple[str, ...] | None = None,
     st_config: str = "config_st.yaml", asr_config: str = "config_asr.yaml",
+    mustc_root: Path | str | None = None, tgt_lang: str = "de",
 ) -> Path:
-    """Write our layout into ``out_dir`` from fairseq-prepared MuST-C in ``fairseq_dir``."""
+    """Write our layout into ``out_dir`` from fairseq-prepared MuST-C in ``fairseq_dir``.
+
+    With ``mustc_root`` (the raw release), also write SimulEval inputs for every imported split
+    not named ``train*``, cut from the release's wavs for exactly the manifest's segments.
+    """
     fairseq_dir, out_dir = Path(fairseq_dir), Path(out_dir)
     if not fairseq_dir.is_dir():
         raise CorpusError(f"{fairseq_dir}: folder not found (the fairseq-prepared en-xx folder)")
@@ -225,6 +251,11 @@ def import_fairseq(
         cmvn = _named_file(st_cfg, ("global_cmvn", "stats_npz_path"), st_path, fairseq_dir)
     locator = _ZipLocator(fairseq_dir, out_dir)
     data = [read_fairseq_split(fairseq_dir, split, locator) for split in splits]
+    simuleval = []
+    if mustc_root is not None:
+        lang_dir = find_lang_dir(Path(mustc_root), "en", tgt_lang)
+        simuleval = [_simuleval_data(lang_dir, split, tgt_lang) for split in data
+                     if not split.name.startswith("train")]
     # Everything is checked: write.
     for name, vocab in (("spm_tgt", tgt_vocab), ("spm_src", src_vocab)):
         copy_file(vocab.model, out_dir / f"{name}.model")
@@ -246,4 +277,6 @@ def import_fairseq(
     if cmvn is not None:
         config["global_cmvn"] = {"stats_npz_path": "gcmvn.npz"}
     write_text(out_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False), if_changed=True)
+    for split_data in simuleval:
+        simuleval_stage(split_data, out_dir)
     return out_dir

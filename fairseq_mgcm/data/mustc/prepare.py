@@ -177,13 +177,14 @@ def _spm_stage(name: str, texts: list[str], vocab_size: int, out_dir: Path) -> N
 # ---------------------------------------------------------------------------------------------
 
 
-def _simuleval_stage(data: SplitData, out_dir: Path, progress_every: int) -> None:
+def simuleval_stage(data: SplitData, out_dir: Path, progress_every: int = 1000) -> None:
     """One wav per segment, ``source.txt`` (paths relative to its folder, see
     ``source_list.py``) and ``target.txt``."""
     split_dir = out_dir / "simuleval" / data.name
     stage = f"simuleval_{data.name}"
     outputs = [split_dir / "source.txt", split_dir / "target.txt"]
     signature = {"version": _FEATURE_VERSION, "inputs": stages.file_signature(data.input_files),
+                 "segments": stages.texts_signature([seg.id for seg in data.segments]),
                  "sources": "relative"}
     if stages.is_done(out_dir, stage, signature, outputs):
         log(f"{data.name}: SimulEval inputs up to date, re-using them")
@@ -278,7 +279,7 @@ def prepare(
         _spm_stage("spm_src", [s.src_text for s in segments], vocab_size_src, out_dir)
     for data in datasets:
         if not is_train_split(data.name):
-            _simuleval_stage(data, out_dir, progress_every)
+            simuleval_stage(data, out_dir, progress_every)
     _write_config(out_dir, specaugment)
     log(f"done: {out_dir}")
     return out_dir
