@@ -5,11 +5,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from data_testing import mtimes, small_mustc
-from fairseq_mgcm.data.synthetic.corpus import make_corpus
+
 from fairseq_mgcm.data.errors import CorpusError
 from fairseq_mgcm.data.mustc.prepare import prepare
+from fairseq_mgcm.data.synthetic.corpus import make_corpus
 from fairseq_mgcm.data.synthetic.text_sources import read_parallel_text
 
 REPO = Path(__file__).resolve().parents[2]

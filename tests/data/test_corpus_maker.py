@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-
 from data_testing import mtimes, read_yaml
+
 from fairseq_mgcm.data.synthetic.corpus import make_corpus
 from fairseq_mgcm.data.synthetic.speech_synthesis import Speaker, synthesize
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 import soundfile as sf
+from data_testing import mtimes, read_tsv, read_yaml, small_mustc, write_mustc
 from fairseq.data import Dictionary, encoders
 from fairseq.data.audio.audio_utils import get_features_or_waveform
 from fairseq.data.audio.data_cfg import S2TDataConfig
 from fairseq.data.audio.speech_to_text_dataset import SpeechToTextDatasetCreator
-
-from data_testing import mtimes, read_tsv, read_yaml, small_mustc, write_mustc
 from fairseq_reference import prep_mustc_module
+
 from fairseq_mgcm.data.mustc.prepare import prepare
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,7 +83,7 @@ def test_features_are_kaldi_fbank_of_the_segment(prepared_tiny):
     row = read_tsv(prepared_tiny / "dev.tsv")[1]
     wav, start, samples, *_, seg_id = _fairseq_segments(prepared_tiny, "dev")[1]
     assert row["id"] == seg_id
-    audio, rate = sf.read(wav, dtype="int16", start=start, frames=samples)
+    audio, _ = sf.read(wav, dtype="int16", start=start, frames=samples)
     expected = kaldi.fbank(torch.from_numpy(audio.astype(np.float32))[None], num_mel_bins=80,
                            sample_frequency=16000).numpy()
     np.testing.assert_allclose(get_features_or_waveform(f"{prepared_tiny}/{row['audio']}"),

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from torchaudio.compliance import kaldi
-
 from data_testing import read_tsv, real_speaker, write_release_like
 from fairseq.data.audio.audio_utils import get_features_or_waveform
 from fairseq_reference import prep_mustc_module
+from torchaudio.compliance import kaldi
+
 from fairseq_mgcm.data.mustc.features import segment_samples
 from fairseq_mgcm.data.mustc.prepare import prepare
 from fairseq_mgcm.data.mustc.reader import find_lang_dir, read_split

@@ -3,14 +3,14 @@ evaluating, and refused on an evaluation split."""
 import numpy as np
 import pytest
 import yaml
-from fairseq.data.audio.feature_transforms.specaugment import SpecAugmentTransform
-
 from data_testing import varied_mustc
+from fairseq.data.audio.feature_transforms.specaugment import SpecAugmentTransform
+from fairseq_reference import prep_mustc_module
+
 from fairseq_mgcm.data.errors import CorpusError
 from fairseq_mgcm.data.mustc.prepare import prepare
 from fairseq_mgcm.data.mustc.specaugment import POLICIES
 from fairseq_mgcm.tasks import SpeechToTextMultitaskConfig, SpeechToTextMultitaskTask
-from fairseq_reference import prep_mustc_module
 
 _FIELDS = ("time_warp_w", "freq_mask_n", "freq_mask_f", "time_mask_n", "time_mask_t",
            "time_mask_p")
