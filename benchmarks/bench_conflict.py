@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fairseq_mgcm.atomic_files import write_text  # noqa: E402
 from fairseq_mgcm.conflict import ConflictEngine, partition  # noqa: E402
 from fairseq_mgcm.conflict._graph import reachable_leaves  # noqa: E402
 
@@ -337,9 +338,7 @@ def main(argv: list[str] | None = None) -> int:
           f"load average at the end {os.getloadavg()[0]:.2f}")
     print(_table(rows))
     if args.json:
-        tmp = args.json.with_name(args.json.name + ".tmp")
-        tmp.write_text(json.dumps(rows, indent=1) + "\n")
-        os.replace(tmp, args.json)
+        write_text(args.json, json.dumps(rows, indent=1) + "\n")
     return 0
 
 

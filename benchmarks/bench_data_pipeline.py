@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from fairseq_mgcm.data.corpus import make_corpus
-from fairseq_mgcm.data.prepare import prepare
+from fairseq_mgcm.data.mustc.prepare import prepare
+from fairseq_mgcm.data.synthetic.corpus import make_corpus
 
 
 def speech_hours(corpus: Path) -> float:

@@ -329,9 +329,9 @@ def main() -> None:
     if opts.json is not None:
         payload = {"options": vars(opts) | {"json": str(opts.json)}, "device": device_name,
                    "results": best}  # fmt: skip
-        tmp = opts.json.with_suffix(opts.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2))
-        tmp.replace(opts.json)
+        from fairseq_mgcm.atomic_files import write_text
+
+        write_text(opts.json, json.dumps(payload, indent=2))
 
 
 if __name__ == "__main__":

@@ -2,30 +2,43 @@
 """Make a speech translation corpus in MuST-C v1.0 layout, spoken by espeak-ng.
 
 Inputs: nothing (the built-in English->German grammar, default) or two line-aligned text
-files (--src-text English, --tgt-text German; .gz allowed).
-Outputs: OUT/en-de/data/{train,dev,tst-COMMON}/wav/<talk>.wav (16 kHz mono) and
-OUT/en-de/data/<split>/txt/<split>.{yaml,en,de}; OUT/en-de/.work holds resume records.
+files (--src-text English, --tgt-text in --tgt-lang, default de; .gz allowed).
+Outputs: OUT/en-xx/data/{train,dev,tst-COMMON}/wav/<talk>.wav (16 kHz mono) and
+OUT/en-xx/data/<split>/txt/<split>.{yaml,en,xx} (xx = --tgt-lang); OUT/en-xx/.work holds resume
+records.
 Re-running re-uses finished talks. Bad input exits with code 2 and names the file and line.
 
 Usage:
   python scripts/make_corpus.py --out corpus [--n-train 4000 --n-dev 200 --n-test 200] [--jobs 2]
   python scripts/make_corpus.py --out corpus --src-text train.en.gz --tgt-text train.de.gz \
       --max-sentences 5000 [--split all|train|dev|tst-COMMON]
+  python scripts/make_corpus.py --out corpus --tgt-lang fr --src-text train.en --tgt-text train.fr
 """
 import argparse
+import re
 import sys
 from pathlib import Path
 
-from fairseq_mgcm.data.corpus import write_corpus
 from fairseq_mgcm.data.errors import CorpusError
-from fairseq_mgcm.data.text_sources import SPLITS, grammar_splits, read_parallel_text, text_splits
+from fairseq_mgcm.data.synthetic.corpus import write_corpus
+from fairseq_mgcm.data.synthetic.text_sources import (
+    SPLITS,
+    grammar_splits,
+    read_parallel_text,
+    text_splits,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="corpus root (MuST-C root)")
     parser.add_argument("--src-text", type=Path, help="English text, one sentence per line")
-    parser.add_argument("--tgt-text", type=Path, help="German text, line-aligned with --src-text")
+    parser.add_argument("--tgt-text", type=Path,
+                        help="target text (--tgt-lang), line-aligned with --src-text")
+    parser.add_argument("--tgt-lang", default="de",
+                        help="target language code: writes OUT/en-<code>/ with <split>.<code> "
+                        "texts (MuST-C v1.0: de es fr it nl pt ro ru); the built-in grammar is "
+                        "German only")
     parser.add_argument("--max-sentences", type=int, help="read at most this many lines")
     parser.add_argument("--split", default="all", choices=("all",) + SPLITS,
                         help="with text files: 'all' splits them into train/dev/tst-COMMON; a "
@@ -45,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (args.src_text is None) != (args.tgt_text is None):
         parser.error("--src-text and --tgt-text go together")
+    if not re.fullmatch(r"[a-z]{2,3}", args.tgt_lang) or args.tgt_lang == "en":
+        parser.error(f"--tgt-lang must be a lower-case language code other than en, not "
+                     f"{args.tgt_lang!r}")
+    if args.src_text is None and args.tgt_lang != "de":
+        parser.error(f"the built-in grammar is English-German; give --src-text and --tgt-text "
+                     f"for --tgt-lang {args.tgt_lang}")
     for flag in ("n_train", "n_dev", "n_test", "speakers", "utts_per_talk", "jobs",
                  "progress_every"):
         if getattr(args, flag) < (1 if flag in ("utts_per_talk", "jobs", "progress_every") else 0):
@@ -66,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             splits = text_splits(pairs, args.split, args.n_dev, args.n_test, args.seed)
         splits = {name: pairs for name, pairs in splits.items() if pairs}
         write_corpus(args.out, splits, args.utts_per_talk, args.seed, args.jobs,
-                     args.progress_every, args.speakers)
+                     args.progress_every, args.speakers, args.tgt_lang)
     except CorpusError as e:
         print(f"make_corpus.py: error: {e}", file=sys.stderr)
         return 2

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+from fairseq_mgcm.atomic_files import atomic_path
 
 KIND_ORDER = ("subsampler", "embedding", "attention", "ffn", "layernorm", "head", "layer",
               "model", "other")
@@ -92,11 +93,9 @@ def plot_conflicts(path: Path, output: Path, bins: int = 50,
         ax.set_title(f"conflict rate: primary vs {pair}")
         fig.colorbar(image, ax=ax, fraction=0.04)
     fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.stem + ".tmp" + output.suffix)
-    fig.savefig(tmp)
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, format=output.suffix.lstrip(".") or "png")
     plt.close(fig)
-    os.replace(tmp, output)
     return output
 
 

@@ -31,15 +31,18 @@ stage=0
 stop_stage=100
 recipe=""                       # shell file setting defaults below (configs/recipes/)
 corpus=mustc                    # mustc | builtin (the grammar corpus) | text (--src/tgt-text)
-mustc_root="${MUSTC_ROOT:-}"    # MuST-C v1.0 root (holds en-de/); required for corpus=mustc
+mustc_root="${MUSTC_ROOT:-}"    # MuST-C v1.0 root (holds en-de/ ...); required for corpus=mustc
+src_lang=en                     # MuST-C v1.0 is English -> X
+tgt_lang=de                     # de es fr it nl pt ro ru: reads (or makes) en-<tgt_lang>/
 src_text=""                     # corpus=text: English side, line-aligned with --tgt-text
-tgt_text=""                     # corpus=text: German side
+tgt_text=""                     # corpus=text: target side
 corpus_sizes="2000 100 100"     # corpus=builtin|text: utterances in train dev tst-COMMON
 corpus_seed=1
 exp_dir=exp/mustc_s             # everything this run writes
 data_dir=""                     # prepared data (default: $exp_dir/data)
 vocab_size_tgt=8000
 vocab_size_src=5000
+specaugment=""                  # lb | ld | sm | ss: fairseq's SpecAugment policy on train splits
 model_args=configs/model/s.args           # model, losses, optimiser, schedule
 hardware_args=configs/hardware/1gpu.args  # batch size, precision, workers for the machine
 train_budget=""                 # e.g. "--max-epoch 12" (the recipes' budgets)
@@ -144,6 +147,9 @@ want_int stage stop_stage corpus_seed vocab_size_tgt vocab_size_src ngpus nnodes
 want_int_list k_list
 want_int_list corpus_sizes 3
 case "$corpus" in mustc|builtin|text) ;; *) bad_input "--corpus $corpus: use mustc, builtin or text" ;; esac
+case "$tgt_lang" in de|es|fr|it|nl|pt|ro|ru) ;; *) bad_input "--tgt-lang $tgt_lang: MuST-C v1.0 has de es fr it nl pt ro ru" ;; esac
+[ "$src_lang" = en ] || bad_input "--src-lang $src_lang: MuST-C v1.0 is English -> X (use en)"
+case "$specaugment" in ""|lb|ld|sm|ss) ;; *) bad_input "--specaugment $specaugment: use lb, ld, sm or ss (fairseq's policies) or leave it empty" ;; esac
 case "$asr_pretrain" in true|false) ;; *) bad_input "--asr-pretrain $asr_pretrain: use true or false" ;; esac
 [ "$node_rank" -lt "$nnodes" ] || bad_input "--node-rank $node_rank: must be below --nnodes $nnodes"
 [ -n "$nprocs" ] || nprocs=$([ "$ngpus" -gt 0 ] && echo "$ngpus" || echo 1)
@@ -163,7 +169,7 @@ done
 [ "$asr_pretrain" = false ] || [ -f "$asr_args" ] || bad_input "--asr-args $asr_args: no such file"
 if [ "$corpus" = mustc ]; then
   [ -n "$mustc_root" ] || bad_input "MUSTC_ROOT is not set: pass --mustc-root /path/to/MUSTC_v1.0 (the folder holding en-de/), or --corpus builtin"
-  [ -d "$mustc_root/en-de/data" ] || bad_input "--mustc-root $mustc_root: no en-de/data inside (expected MuST-C v1.0 layout)"
+  [ -d "$mustc_root/$src_lang-$tgt_lang/data" ] || bad_input "--mustc-root $mustc_root: no $src_lang-$tgt_lang/data inside (expected MuST-C v1.0 layout; --tgt-lang picks the pair)"
 elif [ "$corpus" = text ]; then
   [ -n "$src_text" ] && [ -n "$tgt_text" ] || bad_input "--corpus text needs --src-text and --tgt-text"
   for name in src_text tgt_text; do
@@ -255,7 +261,7 @@ mkdir -p "$exp_dir"
 if [ "$corpus" != mustc ]; then
   mustc_root=$corpus_dir
   read -r n_train n_dev n_test <<< "$corpus_sizes"
-  corpus_cmd=(python scripts/make_corpus.py --out "$corpus_dir"
+  corpus_cmd=(python scripts/make_corpus.py --out "$corpus_dir" --tgt-lang "$tgt_lang"
               --n-train "$n_train" --n-dev "$n_dev" --n-test "$n_test" --seed "$corpus_seed")
   [ "$corpus" = builtin ] || corpus_cmd+=(--src-text "$src_text" --tgt-text "$tgt_text"
                                           --max-sentences $((n_train + n_dev + n_test)))
@@ -275,7 +281,9 @@ fi
 
 # ---- stage 1: data preparation ---------------------------------------------------------------
 prepare_cmd=(python scripts/prepare_mustc.py --mustc-root "$mustc_root" --out-dir "$data_dir"
+             --src-lang "$src_lang" --tgt-lang "$tgt_lang"
              --vocab-size-tgt "$vocab_size_tgt" --vocab-size-src "$vocab_size_src")
+[ -z "$specaugment" ] || prepare_cmd+=(--specaugment "$specaugment")
 # Beside the data folder, not in it: prepare_mustc.py keeps its own markers in $data_dir/.done/.
 data_marker=$exp_dir/.stage1_prepare.done
 if run_stage 1; then

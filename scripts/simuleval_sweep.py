@@ -25,13 +25,14 @@ import argparse
 import csv
 import logging
 import math
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from fairseq_mgcm.agents.scoring import LATENCY_METRICS, score_log
+from fairseq_mgcm.atomic_files import atomic_open
+from fairseq_mgcm.data.mustc.source_list import resolve_source_list
 
 AGENT_CLASS = "fairseq_mgcm.agents.waitk_agent.WaitkAgent"
 COLUMNS = (
@@ -76,6 +77,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     return parser.parse_args(argv), extra
 
 
+def _resolved_source(args: argparse.Namespace) -> Path:
+    """Where ``main`` puts an absolute copy of ``source.txt`` (whose paths are relative to its
+    own folder, so that the data folder can move)."""
+    return args.output_dir / f"source_{args.split}.txt"
+
+
 def simuleval_command(
     args: argparse.Namespace, k: int, segment_size: int, output: Path, extra: list[str]
 ) -> list[str]:
@@ -84,7 +91,7 @@ def simuleval_command(
     command = [
         sys.executable, "-m", "simuleval.cli",
         "--agent-class", AGENT_CLASS,
-        "--source", str(split_dir / "source.txt"),
+        "--source", str(_resolved_source(args)),
         "--target", str(split_dir / "target.txt"),
         "--source-segment-size", str(segment_size),
         "--checkpoint", str(args.checkpoint),
@@ -129,9 +136,7 @@ def run_one(args: argparse.Namespace, k: int, segment_size: int, extra: list[str
 
 def write_tsv(path: Path, rows: list[dict[str, object]]) -> None:
     """Write the results table atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with atomic_open(path) as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, delimiter="\t", lineterminator="\n")
         writer.writeheader()
         for row in rows:
@@ -142,7 +147,6 @@ def write_tsv(path: Path, rows: list[dict[str, object]]) -> None:
                     for key, value in row.items()
                 }
             )
-    os.replace(tmp, path)
 
 
 def check_inputs(args: argparse.Namespace) -> None:
@@ -161,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args, extra = parse_args(argv)
     check_inputs(args)
+    resolve_source_list(args.data_dir / "simuleval" / args.split / "source.txt",
+                        _resolved_source(args))
     results = args.results or args.output_dir / "results.tsv"
     rows: list[dict[str, object]] = []
     signature = ""

@@ -18,8 +18,8 @@ def prepared_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
-    from fairseq_mgcm.data.corpus import make_corpus
-    from fairseq_mgcm.data.prepare import prepare
+    from fairseq_mgcm.data.mustc.prepare import prepare
+    from fairseq_mgcm.data.synthetic.corpus import make_corpus
 
     root = tmp_path_factory.mktemp("prepared_tiny")
     corpus = make_corpus(root / "corpus", n_train=60, n_dev=10, n_test=10, seed=0,

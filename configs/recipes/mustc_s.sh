@@ -9,3 +9,4 @@ methods="none mgcm pcgrad discard"
 ngpus=1
 n_average=5
 k_list="1 3 5 7 9 1000"
+specaugment=lb                  # as fairseq's MuST-C recipe

@@ -88,6 +88,19 @@ def build_src_bpe(data_cfg: S2TDataConfig):
     return encoders.build_bpe(Namespace(**data_cfg._auto_convert_to_abs_path(spec)))
 
 
+def check_no_specaugment(data_cfg: S2TDataConfig, split: str) -> None:
+    """Refuse SpecAugment on an evaluation split: it would mask the audio that validation,
+    fairseq-generate and BLEU are measured on."""
+    transforms = data_cfg.get_feature_transforms(split, False).get("feature_transforms") or []
+    if "specaugment" in transforms:
+        raise ValueError(
+            f"{data_cfg.root}: the data config (--config-yaml) applies specaugment to the "
+            f"evaluation split {split!r} through 'feature_transforms' (or 'transforms'); list "
+            f"it under '_train' only, e.g. feature_transforms: {{_train: [global_cmvn, "
+            f"specaugment], '*': [global_cmvn]}}"
+        )
+
+
 def load_transcript_dataset(
     root: str,
     data_cfg: S2TDataConfig,
@@ -103,6 +116,8 @@ def load_transcript_dataset(
     audio_root = Path(data_cfg.audio_root)
     datasets = []
     for split in splits.split(","):
+        if not is_train_split:
+            check_no_specaugment(data_cfg, split)
         rows = SpeechToTextDatasetCreator._load_samples_from_tsv(root, split)
         for n, row in enumerate(rows, start=2):
             missing = [

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 import fairseq_mgcm  # noqa: F401  (allowlists fairseq's checkpoint types for torch.load)
+from fairseq_mgcm.atomic_files import atomic_path
 
 __all__ = ["average_checkpoints", "last_checkpoints"]
 
@@ -53,7 +54,6 @@ def average_checkpoints(paths: list[Path], output: str | os.PathLike) -> Path:
         name: (acc / len(paths)).to(newest["model"][name].dtype) for name, acc in total.items()
     }
     output = Path(output)
-    tmp = output.with_name(output.name + ".tmp")
-    torch.save(newest, tmp)
-    os.replace(tmp, output)
+    with atomic_path(output) as tmp:
+        torch.save(newest, tmp)
     return output

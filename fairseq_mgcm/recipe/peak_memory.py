@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from fairseq_mgcm.atomic_files import write_text
+
 __all__ = ["run_with_peak_memory"]
 
 
@@ -41,10 +43,7 @@ def run_with_peak_memory(command: list[str], record: str | os.PathLike) -> int:
         "returncode": returncode,
         "legs": legs,
     }
-    record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, record)
+    write_text(record, json.dumps(result, indent=1) + "\n")
     return returncode
 
 

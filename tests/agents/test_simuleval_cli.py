@@ -32,8 +32,8 @@ def simuleval(checkpoint: Path, data: Path, output: Path, *flags: str, check: bo
     ]  # fmt: skip
     if "--agent" not in flags:
         command += ["--agent-class", "fairseq_mgcm.agents.waitk_agent.WaitkAgent"]
-    result = subprocess.run(
-        command, env=single_thread_env(), capture_output=True, text=True, timeout=300
+    result = subprocess.run(  # in the list's folder: its wav paths are relative to it
+        command, env=single_thread_env(), capture_output=True, text=True, timeout=300, cwd=split
     )
     if check and result.returncode != 0:
         raise AssertionError(f"simuleval failed:\n{result.stderr[-4000:]}")
@@ -187,7 +187,7 @@ def test_odd_audio_through_the_cli(
 ) -> None:
     """An empty file, a 10 ms file and an 8 kHz file: every instance finishes."""
     first = (prepared_tiny / "simuleval/tst-COMMON/source.txt").read_text().split()[0]
-    audio, rate = sf.read(first, dtype="float32")
+    audio, rate = sf.read(prepared_tiny / "simuleval/tst-COMMON" / first, dtype="float32")
     sf.write(tmp_path / "empty.wav", audio[:0], rate, subtype="PCM_16")
     sf.write(tmp_path / "short.wav", audio[:160], rate, subtype="PCM_16")
     sf.write(tmp_path / "8k.wav", audio[::2], rate // 2, subtype="PCM_16")

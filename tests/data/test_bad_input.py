@@ -5,12 +5,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from data_testing import mtimes, small_mustc
-from fairseq_mgcm.data.corpus import make_corpus
+
 from fairseq_mgcm.data.errors import CorpusError
-from fairseq_mgcm.data.prepare import prepare
-from fairseq_mgcm.data.text_sources import read_parallel_text
+from fairseq_mgcm.data.mustc.prepare import prepare
+from fairseq_mgcm.data.synthetic.corpus import make_corpus
+from fairseq_mgcm.data.synthetic.text_sources import read_parallel_text
 
 REPO = Path(__file__).resolve().parents[2]
 TXT = Path("en-de") / "data" / "dev" / "txt"
@@ -133,7 +133,7 @@ def test_non_16k_refused_with_flag(tmp_path):
 
 
 def test_not_a_mustc_dir(tmp_path):
-    with pytest.raises(CorpusError, match="not a MuST-C directory"):
+    with pytest.raises(CorpusError, match=r"no en-de folder .*looked for .*en-de/data"):
         prepare(tmp_path, tmp_path / "out")
 
 
@@ -182,16 +182,17 @@ def test_scripts_print_errors_without_traceback(prepared, tmp_path):
 
 
 def test_yaml_fast_path_agrees_with_yaml(tmp_path):
-    from fairseq_mgcm.data.mustc import _parse_flow_lines, _read_yaml
+    from fairseq_mgcm.data.mustc.reader import _parse_flow_lines, _read_yaml
 
     lines = [f"- {{duration: {1 + i / 7:.6f}, offset: {i * 2.5:.6f}, speaker_id: spk.{i % 3}, "
              f"wav: ted_{i // 4}.wav}}" for i in range(20)]
     text = "\n".join(lines) + "\n\n"
-    fast_entries, fast_lines = _parse_flow_lines(text)
+    fast_entries, fast_lines, fast_offsets = _parse_flow_lines(text)
     path = tmp_path / "x.yaml"
     path.write_text(text.replace("spk.1", "'spk.1'"))  # quotes: not the fast format
     assert _parse_flow_lines(path.read_text()) is None
-    slow_entries, slow_lines = _read_yaml(path)
+    slow_entries, slow_lines, slow_offsets = _read_yaml(path)
     assert slow_lines == fast_lines == list(range(1, 21))
+    assert slow_offsets == fast_offsets == [f"{i * 2.5:.6f}" for i in range(20)]
     for fast, slow in zip(fast_entries, slow_entries):
         assert fast == {k: (v if k in ("duration", "offset") else str(v)) for k, v in slow.items()}

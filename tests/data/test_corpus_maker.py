@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-
 from data_testing import mtimes, read_yaml
-from fairseq_mgcm.data.corpus import make_corpus
-from fairseq_mgcm.data.speech_synthesis import Speaker, synthesize
+
+from fairseq_mgcm.data.synthetic.corpus import make_corpus
+from fairseq_mgcm.data.synthetic.speech_synthesis import Speaker, synthesize
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 REPO = Path(__file__).resolve().parents[2]
@@ -111,7 +111,7 @@ def test_script_grammar_single_split(tmp_path):
 
 
 def test_voices_missing_from_espeak_are_not_used(tmp_path, capsys):
-    from fairseq_mgcm.data.speech_synthesis import available_voices
+    from fairseq_mgcm.data.synthetic.speech_synthesis import available_voices
 
     fake = tmp_path / "espeak-ng"
     fake.write_text(

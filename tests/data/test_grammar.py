@@ -1,6 +1,6 @@
 """The built-in English->German grammar: aligned, deterministic, and needing reordering."""
-from fairseq_mgcm.data.grammar import MAX_WORDS, MIN_WORDS, generate_pairs, vocabulary
-from fairseq_mgcm.data.text_sources import grammar_splits
+from fairseq_mgcm.data.synthetic.grammar import MAX_WORDS, MIN_WORDS, generate_pairs, vocabulary
+from fairseq_mgcm.data.synthetic.text_sources import grammar_splits
 
 
 def test_deterministic_and_seeded():

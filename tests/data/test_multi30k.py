@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from data_testing import read_tsv, read_yaml
-from fairseq_mgcm.data.corpus import write_corpus
-from fairseq_mgcm.data.prepare import prepare
-from fairseq_mgcm.data.text_sources import read_parallel_text, text_splits
+
+from fairseq_mgcm.data.mustc.prepare import prepare
+from fairseq_mgcm.data.synthetic.corpus import write_corpus
+from fairseq_mgcm.data.synthetic.text_sources import read_parallel_text, text_splits
 
 MULTI30K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "multi30k"
 pytestmark = [

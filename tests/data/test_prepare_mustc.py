@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 import soundfile as sf
+from data_testing import mtimes, read_tsv, read_yaml, small_mustc, write_mustc
 from fairseq.data import Dictionary, encoders
 from fairseq.data.audio.audio_utils import get_features_or_waveform
 from fairseq.data.audio.data_cfg import S2TDataConfig
 from fairseq.data.audio.speech_to_text_dataset import SpeechToTextDatasetCreator
+from fairseq_reference import prep_mustc_module
 
-from data_testing import mtimes, read_tsv, read_yaml, small_mustc
-from fairseq_mgcm.data.prepare import prepare
+from fairseq_mgcm.data.mustc.prepare import prepare
 
 REPO = Path(__file__).resolve().parents[2]
 SPLITS = ("train", "dev", "tst-COMMON")
@@ -35,6 +36,11 @@ def test_outputs_exist(prepared_tiny):
         assert (prepared_tiny / f"fbank80_{split}.zip").is_file()
 
 
+def _fairseq_segments(prepared: Path, split: str) -> list[tuple]:
+    """fairseq's own reading of the corpus: (wav, start, samples, rate, en, de, speaker, id)."""
+    return prep_mustc_module().MUSTC(str(prepared.parent / "corpus"), "de", split).data
+
+
 def test_manifest_matches_yaml(prepared_tiny):
     for split, n in (("train", 60), ("dev", 10), ("tst-COMMON", 10)):
         rows = read_tsv(prepared_tiny / f"{split}.tsv")
@@ -42,15 +48,19 @@ def test_manifest_matches_yaml(prepared_tiny):
         entries = read_yaml(txt / f"{split}.yaml")
         assert len(rows) == len(entries) == n
         assert list(rows[0]) == ["id", "audio", "n_frames", "src_text", "tgt_text", "speaker"]
-        assert [r["src_text"] for r in rows] == (txt / f"{split}.en").read_text().splitlines()
-        assert [r["tgt_text"] for r in rows] == (txt / f"{split}.de").read_text().splitlines()
+        # each segment keeps its own yaml line's texts and speaker ...
+        lines = zip(entries, (txt / f"{split}.en").read_text().splitlines(),
+                    (txt / f"{split}.de").read_text().splitlines())
+        assert {(r["src_text"], r["tgt_text"], r["speaker"]) for r in rows} == {
+            (en, de, e["speaker_id"]) for e, en, de in lines}
+        # ... in fairseq's order, under fairseq's ids
+        reference = _fairseq_segments(prepared_tiny, split)
+        assert [(r["id"], r["src_text"], r["tgt_text"], r["speaker"]) for r in rows] == [
+            (d[7], d[4], d[5], d[6]) for d in reference]
         assert len({r["id"] for r in rows}) == n
-        for row, entry in zip(rows, entries):
-            talk, index = row["id"].rsplit("_", 1)
-            assert entry["wav"] == f"{talk}.wav" and row["speaker"] == entry["speaker_id"]
+        for row, (_, _, samples, *_) in zip(rows, reference):
             # ~100 frames per second: 25 ms windows every 10 ms
-            expected = int((entry["duration"] * 16000 - 400) // 160) + 1
-            assert int(row["n_frames"]) == expected
+            assert int(row["n_frames"]) == (samples - 400) // 160 + 1
 
 
 def test_features_round_trip(prepared_tiny):
@@ -71,11 +81,10 @@ def test_features_are_kaldi_fbank_of_the_segment(prepared_tiny):
     from torchaudio.compliance import kaldi
 
     row = read_tsv(prepared_tiny / "dev.tsv")[1]
-    entry = read_yaml(_corpus(prepared_tiny) / "dev" / "txt" / "dev.yaml")[1]
-    audio, rate = sf.read(_corpus(prepared_tiny) / "dev" / "wav" / entry["wav"], dtype="int16")
-    start = round(entry["offset"] * rate)
-    segment = audio[start:start + round(entry["duration"] * rate)].astype(np.float32)
-    expected = kaldi.fbank(torch.from_numpy(segment)[None], num_mel_bins=80,
+    wav, start, samples, *_, seg_id = _fairseq_segments(prepared_tiny, "dev")[1]
+    assert row["id"] == seg_id
+    audio, _ = sf.read(wav, dtype="int16", start=start, frames=samples)
+    expected = kaldi.fbank(torch.from_numpy(audio.astype(np.float32))[None], num_mel_bins=80,
                            sample_frequency=16000).numpy()
     np.testing.assert_allclose(get_features_or_waveform(f"{prepared_tiny}/{row['audio']}"),
                                expected, atol=1e-4)
@@ -105,7 +114,10 @@ def test_sentencepiece_round_trips(prepared_tiny, side, column):
         assert "<unk>" not in encoded
 
 
-def test_fairseq_loads_the_dataset(prepared_tiny):
+def test_fairseq_loads_the_dataset(prepared_tiny, monkeypatch):
+    # Paths are relative to the data folder: plain fairseq reads audio and CMVN relative to the
+    # working directory (our task resolves them against the data folder; see test_movable.py).
+    monkeypatch.chdir(prepared_tiny)
     cfg = S2TDataConfig(prepared_tiny / "config.yaml")
     tgt_dict = Dictionary.load(str(prepared_tiny / cfg.vocab_filename))
     bpe = encoders.build_bpe(Namespace(**cfg.bpe_tokenizer))
@@ -120,8 +132,8 @@ def test_fairseq_loads_the_dataset(prepared_tiny):
     assert bpe.decode(tgt_dict.string(item.target)) == row["tgt_text"]
     batch = dataset.collater([dataset[i] for i in range(4)])
     assert batch["net_input"]["src_tokens"].shape[0] == 4
-    # fairseq resolves the paths whatever the working directory
-    assert Path(cfg.global_cmvn_stats_npz).is_file()
+    assert cfg.config["global_cmvn"]["stats_npz_path"] == "gcmvn.npz"
+    assert "audio_root" not in cfg.config
     assert Path(cfg.config["src_bpe_tokenizer"]["sentencepiece_model"]).name == "spm_src.model"
 
 
@@ -134,8 +146,8 @@ def test_simuleval_inputs(prepared_tiny):
         assert targets == [r["tgt_text"] for r in rows]
         assert [Path(s).stem for s in sources] == [r["id"] for r in rows]
         for source, row in zip(sources, rows):
-            assert Path(source).is_absolute()
-            info = sf.info(source)
+            assert source == f"wav/{row['id']}.wav"  # relative to the list's folder
+            info = sf.info(root / source)
             assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
             assert int((info.frames - 400) // 160) + 1 == int(row["n_frames"])
     assert not (prepared_tiny / "simuleval" / "train").exists()
@@ -196,3 +208,27 @@ def test_script_and_parallel_jobs(tmp_path):
     for name in ("train.tsv", "dev.tsv", "fbank80_train.zip", "gcmvn.npz"):
         assert (serial / name).read_bytes() == (tmp_path / "par" / name).read_bytes(), name
     shutil.rmtree(tmp_path / "par")
+
+
+def test_cmvn_over_every_train_split(tmp_path):
+    corpus = small_mustc(tmp_path / "corpus", splits=("train", "dev"))
+    talks = {f"ted_loud_{i}": (16000, 4.0) for i in (1, 2)}
+    segments = [(f"ted_loud_{i}", 0.1 + 1.2 * j, 1.0, f"hello loud world {j}",
+                 f"hallo laute welt {j}") for i in (1, 2) for j in range(3)]
+    write_mustc(corpus, "train-loud", talks, segments, amplitude=0.8)
+    out = prepare(corpus, tmp_path / "data", splits=("train", "train-loud", "dev"),
+                  vocab_size_tgt=40, vocab_size_src=40)
+
+    def frames(split):
+        return np.concatenate([get_features_or_waveform(f"{out}/{r['audio']}")
+                               for r in read_tsv(out / f"{split}.tsv")])
+
+    both = np.concatenate([frames("train"), frames("train-loud")])
+    stats = np.load(out / "gcmvn.npz")
+    np.testing.assert_allclose(stats["mean"], both.mean(0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(stats["std"], both.std(0), rtol=1e-3, atol=1e-3)
+    assert np.abs(stats["mean"] - frames("train-loud").mean(0)).max() > 0.5  # not the last only
+    before = mtimes(out)
+    prepare(corpus, out, splits=("train", "train-loud", "dev"), vocab_size_tgt=40,
+            vocab_size_src=40)
+    assert mtimes(out) == before

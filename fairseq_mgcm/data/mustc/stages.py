@@ -8,7 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from fairseq_mgcm.data.atomic import write_text
+from fairseq_mgcm.atomic_files import write_text
 
 
 def file_signature(paths: list[Path], hash_contents: list[Path] = ()) -> dict:

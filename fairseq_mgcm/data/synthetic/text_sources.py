@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 from fairseq_mgcm.data.errors import CorpusError, where
-from fairseq_mgcm.data.grammar import generate_pairs
+from fairseq_mgcm.data.synthetic.grammar import generate_pairs
 
 SPLITS = ("train", "dev", "tst-COMMON")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from fairseq_mgcm.data.atomic import write_lines
+from fairseq_mgcm.atomic_files import atomic_path, write_lines
 
 _SPECIAL_IDS = {"bos_id": 0, "pad_id": 1, "eos_id": 2, "unk_id": 3}
 
@@ -38,4 +38,5 @@ def train_sentencepiece(texts: list[str], model_prefix: Path, vocab_size: int,
         pieces = [processor.id_to_piece(i) for i in range(len(_SPECIAL_IDS),
                                                            processor.get_piece_size())]
         write_lines(model_prefix.with_suffix(".txt"), [f"{p} 1" for p in pieces])
-        shutil.move(str(tmp_prefix) + ".model", str(model_prefix) + ".model")
+        with atomic_path(Path(str(model_prefix) + ".model")) as model_path:
+            shutil.copyfile(str(tmp_prefix) + ".model", model_path)

@@ -15,26 +15,33 @@ import soundfile as sf
 import torch
 from torchaudio.compliance import kaldi
 
+from fairseq_mgcm.data.audio import SAMPLE_RATE, resample_int16
 from fairseq_mgcm.data.errors import CorpusError
-from fairseq_mgcm.data.mustc import SAMPLE_RATE, Talk
-from fairseq_mgcm.data.speech_synthesis import resample_int16
+from fairseq_mgcm.data.mustc.reader import Talk
 
 N_MEL_BINS = 80
+
+
+def segment_samples(offset: float, duration: float, rate: int) -> tuple[int, int]:
+    """``(first sample, number of samples)`` of a segment, truncated exactly like fairseq."""
+    return int(offset * rate), int(duration * rate)
 
 
 def read_segments(talk: Talk) -> list[np.ndarray]:
     """Each segment of ``talk`` as float32 samples in [-1, 1] at 16 kHz, mono.
 
-    Only the needed frames are read. Segments ending within the tolerance past the end of the
-    file (rounded offsets) are clamped; ``mustc.read_split`` has refused anything further.
+    Only the needed frames are read. Samples are cut as fairseq's ``prep_mustc_data.py`` cuts
+    them: ``start = int(offset * rate)``, ``length = int(duration * rate)`` (truncated, at the
+    wav's own rate). Segments ending within the tolerance past the end of the file are clamped;
+    ``reader.read_split`` has refused anything further.
     """
     out = []
     try:
         with sf.SoundFile(str(talk.wav)) as f:
             rate, frames = f.samplerate, f.frames
             for seg in talk.segments:
-                start = min(int(round(seg.offset * rate)), frames)
-                stop = min(int(round((seg.offset + seg.duration) * rate)), frames)
+                start, length = segment_samples(seg.offset, seg.duration, rate)
+                start, stop = min(start, frames), min(start + length, frames)
                 f.seek(start)
                 audio = f.read(stop - start, dtype="float32", always_2d=True).mean(axis=1)
                 if len(audio) < stop - start:

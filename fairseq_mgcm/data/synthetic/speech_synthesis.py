@@ -12,12 +12,10 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torchaudio.functional
 
+from fairseq_mgcm.data.audio import SAMPLE_RATE, resample_int16
 from fairseq_mgcm.data.errors import CorpusError
 
-SAMPLE_RATE = 16000
 ESPEAK = "espeak-ng"
 
 # English accents shipped with espeak-ng (the mbrola voices need extra packages, so none here).
@@ -145,9 +143,3 @@ def synthesize(text: str, speaker: Speaker, espeak: str = ESPEAK) -> np.ndarray:
         raise CorpusError(f"{ESPEAK} produced no audio for the text {text!r}")
     return audio
 
-
-def resample_int16(audio: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
-    """Resample int16 audio with torchaudio's band-limited sinc interpolation."""
-    waveform = torch.from_numpy(audio.astype(np.float32) / 32768.0)
-    out = torchaudio.functional.resample(waveform, orig_rate, new_rate).numpy()
-    return np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16)

@@ -1,7 +1,8 @@
-"""Atomic file writing: a crash or Ctrl-C never leaves a half-written output behind.
+"""Atomic file writing, the one helper for the whole project (data, recipes, scripts).
 
-Every output is written to a temporary file in the same directory and moved into place with
-``os.replace`` (atomic on POSIX), so a re-run can trust that any file it finds is complete.
+A crash or Ctrl-C never leaves a half-written output behind: every output is written to a
+temporary file in the same directory and moved into place with ``os.replace`` (atomic on
+POSIX), so a re-run can trust that any file it finds is complete.
 """
 import contextlib
 import os
@@ -9,9 +10,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
-
-import numpy as np
-import soundfile as sf
 
 
 def _current_umask() -> int:
@@ -62,10 +60,17 @@ def write_text(path: Path, text: str, if_changed: bool = False) -> None:
 
 
 def write_lines(path: Path, lines: list[str], if_changed: bool = False) -> None:
+    """Write one line per item (each ending in a newline), atomically."""
     write_text(path, "".join(line + "\n" for line in lines), if_changed)
 
 
-def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write int16 mono audio as a 16-bit PCM wav, atomically."""
-    with atomic_path(path) as tmp:
-        sf.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV")
+
+def copy_file(src: Path, dst: Path, if_changed: bool = True) -> None:
+    """Copy ``src`` onto ``dst`` atomically; with ``if_changed``, leave an identical ``dst``
+    untouched (re-runs stay byte- and mtime-identical)."""
+    data = Path(src).read_bytes()
+    dst = Path(dst)
+    if if_changed and dst.is_file() and dst.read_bytes() == data:
+        return
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(data)

@@ -12,14 +12,16 @@ from pathlib import Path
 import soundfile as sf
 import yaml
 
+from fairseq_mgcm.data.audio import SAMPLE_RATE
 from fairseq_mgcm.data.errors import CorpusError, where
 
 try:  # the MuST-C train yaml has ~230k entries: the C loader is ~10x faster
+    from yaml import CBaseLoader as _YamlBaseLoader
     from yaml import CSafeLoader as _YamlLoader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import BaseLoader as _YamlBaseLoader
     from yaml import SafeLoader as _YamlLoader
 
-SAMPLE_RATE = 16000
 END_TOLERANCE_S = 0.05  # segments may overrun their wav by this much (rounded offsets)
 MIN_DURATION_S = 0.025  # one 25 ms fbank window
 _REQUIRED_KEYS = ("duration", "offset", "speaker_id", "wav")
@@ -27,7 +29,7 @@ _REQUIRED_KEYS = ("duration", "offset", "speaker_id", "wav")
 
 @dataclass(frozen=True)
 class Segment:
-    id: str  # "<talk>_<index>", the index counting within the talk as fairseq's prep does
+    id: str  # "<wav stem>_<i>", i counting the talk's segments in fairseq's order
     offset: float
     duration: float
     speaker: str
@@ -65,14 +67,29 @@ class SplitData:
         return [self.yaml_path, self.src_path, self.tgt_path] + [t.wav for t in self.talks]
 
 
+_PAIR_NAME = re.compile(r"[a-z]{2,3}-[a-z]{2,3}")
+
+
 def find_lang_dir(mustc_root: Path, src_lang: str = "en", tgt_lang: str = "de") -> Path:
-    """Accept either the MuST-C root (containing ``en-de/``) or ``en-de/`` itself."""
+    """Accept either the MuST-C root (containing ``en-xx/``) or ``en-xx/`` itself.
+
+    A pair folder for another pair (``en-de/`` given with ``tgt_lang="fr"``) is refused rather
+    than read with the wrong text files.
+    """
     mustc_root = Path(mustc_root)
-    for candidate in (mustc_root / f"{src_lang}-{tgt_lang}", mustc_root):
-        if (candidate / "data").is_dir():
-            return candidate
-    raise CorpusError(f"{mustc_root}: not a MuST-C directory (expected "
-                      f"{mustc_root / f'{src_lang}-{tgt_lang}' / 'data'})")
+    pair = f"{src_lang}-{tgt_lang}"
+    wanted = mustc_root / pair / "data"
+    if wanted.is_dir():
+        return mustc_root / pair
+    if (mustc_root / "data").is_dir() and (mustc_root.name == pair
+                                           or not _PAIR_NAME.fullmatch(mustc_root.name)):
+        return mustc_root
+    others = sorted(p.name for p in mustc_root.glob("*-*") if (p / "data").is_dir())
+    if _PAIR_NAME.fullmatch(mustc_root.name) and (mustc_root / "data").is_dir():
+        others = [mustc_root.name]
+    hint = f"; found {', '.join(others)} (pass --tgt-lang to match)" if others else ""
+    raise CorpusError(f"{mustc_root}: no {pair} folder for --src-lang {src_lang} --tgt-lang "
+                      f"{tgt_lang} (looked for {wanted}){hint}")
 
 
 def _read_text_lines(path: Path) -> list[str]:
@@ -90,13 +107,14 @@ _FLOW_ITEM = re.compile(r"(\w+): ([\w.+\-/]+)")
 _NUMERIC_KEYS = ("duration", "offset")
 
 
-def _parse_flow_lines(text: str) -> tuple[list[dict], list[int]] | None:
+def _parse_flow_lines(text: str) -> tuple[list[dict], list[int], list[str]] | None:
     """Fast path for MuST-C's own format, one ``- {key: value, ...}`` per line of plain values.
 
     About 20x faster than a yaml parser on the 230k-line train yaml. Returns None as soon as a
     line is anything else (quotes, comments, block style), and the caller parses real yaml.
+    Also returns each entry's offset as written (see ``_read_yaml``).
     """
-    entries, line_numbers = [], []
+    entries, line_numbers, offset_texts = [], [], []
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -116,13 +134,21 @@ def _parse_flow_lines(text: str) -> tuple[list[dict], list[int]] | None:
                     return None
             else:
                 entry[key] = value
+            if key == "offset":
+                offset_texts.append(value)
+        if len(offset_texts) == len(entries):  # no offset on this line
+            offset_texts.append("")
         entries.append(entry)
         line_numbers.append(line_no)
-    return entries, line_numbers
+    return entries, line_numbers, offset_texts
 
 
-def _read_yaml(path: Path) -> tuple[list, list[int]]:
-    """The yaml entries and the line each one starts on."""
+def _read_yaml(path: Path) -> tuple[list, list[int], list[str]]:
+    """The yaml entries, the line each one starts on, and each entry's offset *as written*.
+
+    fairseq reads the yaml with ``yaml.BaseLoader``, which keeps every value a string, and sorts
+    a talk's segments by that string; the text is kept so that we can number them the same way.
+    """
     if not path.is_file():
         raise CorpusError(f"{path}: file not found")
     try:
@@ -131,6 +157,7 @@ def _read_yaml(path: Path) -> tuple[list, list[int]]:
         if fast is not None:
             return fast
         entries = yaml.load(text, Loader=_YamlLoader)
+        as_written = yaml.load(text, Loader=_YamlBaseLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -144,7 +171,9 @@ def _read_yaml(path: Path) -> tuple[list, list[int]]:
     lines = [i + 1 for i, line in enumerate(text.splitlines()) if line.lstrip().startswith("-")]
     if len(lines) != len(entries):  # not one entry per line: fall back to entry numbers
         lines = list(range(1, len(entries) + 1))
-    return entries, lines
+    offset_texts = [str(e.get("offset", "")) if isinstance(e, dict) else ""
+                    for e in as_written or []]
+    return entries, lines, offset_texts
 
 
 def _check_counts(yaml_path: Path, n_yaml: int, texts: dict[Path, list[str]]) -> None:
@@ -164,49 +193,93 @@ def _number(entry: dict, key: str, yaml_path: Path, line: int) -> float:
     return float(value)
 
 
+def fairseq_order(offset_texts: list[str]) -> list[int]:
+    """Positions of one talk's segments in the order fairseq numbers them.
+
+    fairseq's ``prep_mustc_data.py`` sorts a talk's segments by their offset *string* (its yaml
+    loader keeps strings; Python's sort is stable), so ``"101.5"`` comes before ``"12.3"``;
+    segment ``i`` of that order gets the id ``<wav stem>_<i>``.
+    """
+    return sorted(range(len(offset_texts)), key=offset_texts.__getitem__)
+
+
+@dataclass
+class _Entry:
+    """One checked yaml entry with its text, before the talk's segments are numbered."""
+
+    line: int
+    offset_text: str
+    offset: float
+    duration: float
+    speaker: str
+    src: str
+    tgt: str
+    empty_in: Path | None  # the text file whose line is empty, if any
+
+
+def _check_entry(entry: object, line: int, yaml_path: Path) -> None:
+    if not isinstance(entry, dict) or any(k not in entry for k in _REQUIRED_KEYS):
+        raise CorpusError(f"{where(yaml_path, line)}: expected a mapping with keys "
+                          f"{', '.join(_REQUIRED_KEYS)}, got {entry!r}")
+
+
 def read_split(
     lang_dir: Path, split: str, src_lang: str = "en", tgt_lang: str = "de",
     drop_empty: bool = False,
 ) -> SplitData:
-    """Read and check one split's triplets; group segments by talk (in order of appearance)."""
+    """Read and check one split's triplets; group segments by talk (in order of appearance).
+
+    Each talk's segments are put in fairseq's order and numbered like fairseq does (see
+    ``fairseq_order``), each keeping its own texts (the text files are aligned with the yaml's
+    lines, not with the sorted order). Empty texts are checked in yaml order.
+    """
     txt_dir = lang_dir / "data" / split / "txt"
     yaml_path = txt_dir / f"{split}.yaml"
     src_path, tgt_path = txt_dir / f"{split}.{src_lang}", txt_dir / f"{split}.{tgt_lang}"
-    entries, lines = _read_yaml(yaml_path)
+    entries, lines, offset_texts = _read_yaml(yaml_path)
     src_lines, tgt_lines = _read_text_lines(src_path), _read_text_lines(tgt_path)
     _check_counts(yaml_path, len(entries), {src_path: src_lines, tgt_path: tgt_lines})
     if not entries:
         raise CorpusError(f"{yaml_path}: no segments")
     talks: dict[str, Talk] = {}
-    dropped = 0
-    for entry, line, src, tgt in zip(entries, lines, src_lines, tgt_lines):
-        if not isinstance(entry, dict) or any(k not in entry for k in _REQUIRED_KEYS):
-            raise CorpusError(f"{where(yaml_path, line)}: expected a mapping with keys "
-                              f"{', '.join(_REQUIRED_KEYS)}, got {entry!r}")
+    talk_entries: dict[str, list[_Entry]] = {}
+    for entry, line, offset_text, src, tgt in zip(entries, lines, offset_texts, src_lines,
+                                                  tgt_lines):
+        _check_entry(entry, line, yaml_path)
         wav_name = str(entry["wav"])
-        talk = talks.get(wav_name)
-        if talk is None:
-            talk = talks[wav_name] = Talk(Path(wav_name).stem, lang_dir / "data" / split / "wav"
-                                          / wav_name, line)
-        # The index counts every yaml entry of the talk, so ids do not move when one is dropped.
-        segment_id = f"{talk.name}_{talk.n_entries}"
-        talk.n_entries += 1
+        if wav_name not in talks:
+            talks[wav_name] = Talk(Path(wav_name).stem, lang_dir / "data" / split / "wav"
+                                   / wav_name, line)
+            talk_entries[wav_name] = []
         src, tgt = " ".join(src.split()), " ".join(tgt.split())
         empty = [p for p, text in ((src_path, src), (tgt_path, tgt)) if not text]
-        if empty:
-            if drop_empty:
-                dropped += 1
-                continue
+        if empty and not drop_empty:
             raise CorpusError(f"{where(empty[0], line)}: empty text line (pass --drop-empty "
                               f"to skip such segments)")
-        offset = _number(entry, "offset", yaml_path, line)
-        duration = _number(entry, "duration", yaml_path, line)
-        if offset < 0 or duration < MIN_DURATION_S:
+        offset = duration = 0.0  # of a dropped entry: never used
+        if not empty:
+            offset = _number(entry, "offset", yaml_path, line)
+            duration = _number(entry, "duration", yaml_path, line)
+        if not empty and (offset < 0 or duration < MIN_DURATION_S):
             raise CorpusError(f"{where(yaml_path, line)}: bad segment (offset {offset}, "
                               f"duration {duration}; need offset >= 0, duration >= "
                               f"{MIN_DURATION_S} s)")
-        talk.segments.append(Segment(segment_id, offset, duration, str(entry["speaker_id"]),
-                                     src, tgt, line))
+        talk_entries[wav_name].append(_Entry(line, offset_text, offset, duration,
+                                             str(entry["speaker_id"]), src, tgt,
+                                             empty[0] if empty else None))
+    dropped = 0
+    for wav_name, talk in talks.items():
+        group = talk_entries[wav_name]
+        talk.n_entries = len(group)
+        # Every entry is numbered, so ids do not move when one is dropped (as in fairseq,
+        # which filters its manifest after numbering).
+        for index, position in enumerate(fairseq_order([e.offset_text for e in group])):
+            e = group[position]
+            if e.empty_in is not None:
+                dropped += 1
+                continue
+            talk.segments.append(Segment(f"{talk.name}_{index}", e.offset, e.duration,
+                                         e.speaker, e.src, e.tgt, e.line))
     if dropped:
         print(f"warning: {yaml_path}: dropped {dropped} segments with empty text",
               file=sys.stderr)

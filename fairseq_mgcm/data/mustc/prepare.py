@@ -1,12 +1,13 @@
-"""Turn a MuST-C v1.0 En-De release (or a corpus in its layout) into what fairseq trains on.
+"""Turn a MuST-C v1.0 release, any en-xx pair (or a corpus in its layout), into what fairseq
+trains on.
 
 Outputs in ``out_dir`` (see docs/architecture.md, section 2):
 
     config.yaml                    S2TDataConfig plus src_* keys
     <split>.tsv                    id audio n_frames src_text tgt_text speaker
     fbank80_<split>.zip            stored .npy features, float32 [n_frames, 80]
-    gcmvn.npz                      global CMVN from train
-    spm_tgt.{model,txt}            German SentencePiece model + fairseq dictionary
+    gcmvn.npz                      global CMVN over every train* split
+    spm_tgt.{model,txt}            target SentencePiece model + fairseq dictionary
     spm_src.{model,txt}            English (transcripts, for CTC/ASR)
     simuleval/<split>/             wav/<id>.wav, source.txt, target.txt (not for train splits)
 
@@ -14,28 +15,34 @@ Stages: validate all inputs first (nothing is written if anything is wrong), the
 features + manifest, SentencePiece, SimulEval inputs, config. Each stage is skipped on a re-run
 when its done-marker matches its inputs (see ``stages.py``).
 """
+import hashlib
 import sys
 import zipfile
 from pathlib import Path
 
 import yaml
 
-from fairseq_mgcm.data import stages
-from fairseq_mgcm.data.atomic import atomic_open, atomic_path, write_lines, write_text, write_wav
-from fairseq_mgcm.data.cmvn import CmvnAccumulator
+from fairseq_mgcm.atomic_files import atomic_open, atomic_path, write_lines, write_text
+from fairseq_mgcm.data.audio import SAMPLE_RATE, write_wav
 from fairseq_mgcm.data.errors import CorpusError, where
-from fairseq_mgcm.data.features import (
-    N_MEL_BINS, read_segments, stored_entry_offsets, talk_features,
+from fairseq_mgcm.data.mustc import specaugment as specaugment_policies
+from fairseq_mgcm.data.mustc import stages
+from fairseq_mgcm.data.mustc.cmvn import CmvnAccumulator
+from fairseq_mgcm.data.mustc.features import (
+    N_MEL_BINS,
+    read_segments,
+    stored_entry_offsets,
+    talk_features,
 )
-from fairseq_mgcm.data.mustc import SAMPLE_RATE, SplitData, find_lang_dir, read_split
+from fairseq_mgcm.data.mustc.reader import SplitData, find_lang_dir, read_split
+from fairseq_mgcm.data.mustc.vocab import train_sentencepiece
 from fairseq_mgcm.data.parallel import ordered_map
 from fairseq_mgcm.data.progress import Progress
-from fairseq_mgcm.data.vocab import train_sentencepiece
 
 DEFAULT_SPLITS = ("train", "dev", "tst-COMMON")
 MANIFEST_COLUMNS = ("id", "audio", "n_frames", "src_text", "tgt_text", "speaker")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-_FEATURE_VERSION = 1  # bump when feature extraction changes, to invalidate old zips
+_FEATURE_VERSION = 2  # bump when feature extraction changes, to invalidate old zips
 
 
 def log(message: str) -> None:
@@ -99,14 +106,18 @@ def _write_features(data: SplitData, out_dir: Path, jobs: int, progress_every: i
         for row in rows:
             f.write("\t".join(row) + "\n")
     if cmvn is not None:
-        cmvn.save(out_dir / "gcmvn.npz")
+        cmvn.save_sums(_cmvn_sums_path(out_dir, data.name))
+
+
+def _cmvn_sums_path(out_dir: Path, split: str) -> Path:
+    return out_dir / ".work" / f"cmvn_{split}.npy"
 
 
 def _features_stage(data: SplitData, out_dir: Path, jobs: int, progress_every: int) -> None:
     stage = f"features_{data.name}"
     outputs = [out_dir / f"fbank80_{data.name}.zip", out_dir / f"{data.name}.tsv"]
     if is_train_split(data.name):
-        outputs.append(out_dir / "gcmvn.npz")
+        outputs.append(_cmvn_sums_path(out_dir, data.name))
     signature = _split_signature(data)
     if stages.is_done(out_dir, stage, signature, outputs):
         log(f"{data.name}: features and manifest up to date, re-using them")
@@ -116,6 +127,29 @@ def _features_stage(data: SplitData, out_dir: Path, jobs: int, progress_every: i
         f"in {len(data.talks)} talks")
     _write_features(data, out_dir, jobs, progress_every)
     stages.mark_done(out_dir, stage, signature)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage: global CMVN over every train split
+# ---------------------------------------------------------------------------------------------
+
+
+def _cmvn_stage(train_splits: list[str], out_dir: Path) -> None:
+    sums = [_cmvn_sums_path(out_dir, split) for split in train_splits]
+    outputs = [out_dir / "gcmvn.npz"]
+    # Keyed by split, not path: a moved data folder re-uses its statistics.
+    signature = {"sums": {split: hashlib.sha256(path.read_bytes()).hexdigest()
+                          for split, path in zip(train_splits, sums)}}
+    if stages.is_done(out_dir, "gcmvn", signature, outputs):
+        log("gcmvn: up to date, re-using it")
+        return
+    stages.clear(out_dir, "gcmvn")
+    log(f"gcmvn: global CMVN over {', '.join(train_splits)}")
+    accumulator = CmvnAccumulator(N_MEL_BINS)
+    for path in sums:
+        accumulator.add_saved(path)
+    accumulator.save(out_dir / "gcmvn.npz")
+    stages.mark_done(out_dir, "gcmvn", signature)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,11 +177,15 @@ def _spm_stage(name: str, texts: list[str], vocab_size: int, out_dir: Path) -> N
 # ---------------------------------------------------------------------------------------------
 
 
-def _simuleval_stage(data: SplitData, out_dir: Path, progress_every: int) -> None:
-    split_dir = (out_dir / "simuleval" / data.name).resolve()
+def simuleval_stage(data: SplitData, out_dir: Path, progress_every: int = 1000) -> None:
+    """One wav per segment, ``source.txt`` (paths relative to its folder, see
+    ``source_list.py``) and ``target.txt``."""
+    split_dir = out_dir / "simuleval" / data.name
     stage = f"simuleval_{data.name}"
     outputs = [split_dir / "source.txt", split_dir / "target.txt"]
-    signature = {"inputs": stages.file_signature(data.input_files), "dir": str(split_dir)}
+    signature = {"version": _FEATURE_VERSION, "inputs": stages.file_signature(data.input_files),
+                 "segments": stages.texts_signature([seg.id for seg in data.segments]),
+                 "sources": "relative"}
     if stages.is_done(out_dir, stage, signature, outputs):
         log(f"{data.name}: SimulEval inputs up to date, re-using them")
         return
@@ -159,7 +197,7 @@ def _simuleval_stage(data: SplitData, out_dir: Path, progress_every: int) -> Non
             wav_path = split_dir / "wav" / f"{seg.id}.wav"
             int16 = (audio * 32768.0).round().clip(-32768, 32767).astype("int16")
             write_wav(wav_path, int16, SAMPLE_RATE)
-            sources.append(str(wav_path))
+            sources.append(wav_path.relative_to(split_dir).as_posix())
             targets.append(seg.tgt_text)
             progress.update()
     progress.close()
@@ -173,21 +211,26 @@ def _simuleval_stage(data: SplitData, out_dir: Path, progress_every: int) -> Non
 # ---------------------------------------------------------------------------------------------
 
 
-def _write_config(out_dir: Path) -> None:
-    """The data config. fairseq resolves the tokenizer paths against the config's folder, but
-    not ``audio_root`` nor the CMVN path inside ``global_cmvn``: those two are absolute."""
-    root = out_dir.resolve()
+def _write_config(out_dir: Path, specaugment: str | None = None) -> None:
+    """The data config, every path relative to its folder so that the folder can move.
+
+    fairseq resolves the tokenizer and CMVN paths against the config's folder. It reads the
+    manifests' ``audio`` against ``audio_root`` (here absent, i.e. the working directory); our
+    task sets ``audio_root`` to the data folder, and a plain fairseq run from the data folder
+    works too.
+    """
     config = {
         "input_channels": 1,
         "input_feat_per_channel": N_MEL_BINS,
-        "audio_root": str(root),
         "vocab_filename": "spm_tgt.txt",
         "bpe_tokenizer": {"bpe": "sentencepiece", "sentencepiece_model": "spm_tgt.model"},
         "src_vocab_filename": "spm_src.txt",
         "src_bpe_tokenizer": {"bpe": "sentencepiece", "sentencepiece_model": "spm_src.model"},
-        "global_cmvn": {"stats_npz_path": str(root / "gcmvn.npz")},
-        "feature_transforms": {"*": ["global_cmvn"]},
+        "global_cmvn": {"stats_npz_path": "gcmvn.npz"},
+        "feature_transforms": specaugment_policies.feature_transforms(specaugment),
     }
+    if specaugment is not None:
+        config["specaugment"] = dict(specaugment_policies.POLICIES[specaugment])
     write_text(out_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False), if_changed=True)
 
 
@@ -200,13 +243,18 @@ def prepare(
     mustc_root: Path | str, out_dir: Path | str, splits: tuple[str, ...] = DEFAULT_SPLITS,
     vocab_size_tgt: int = 8000, vocab_size_src: int = 5000, jobs: int = 1,
     resample: bool = True, drop_empty: bool = False, src_lang: str = "en",
-    tgt_lang: str = "de", progress_every: int = 1000,
+    tgt_lang: str = "de", progress_every: int = 1000, specaugment: str | None = None,
 ) -> Path:
     """Prepare ``splits`` of the MuST-C release at ``mustc_root`` into ``out_dir``.
 
-    Raises CorpusError (naming file and line) on bad input before writing anything.
+    ``specaugment`` (``lb``, ``ld``, ``sm``, ``ss``; None: off) adds fairseq's SpecAugment
+    policy for the train splits to config.yaml. Raises CorpusError (naming file and line) on
+    bad input before writing anything.
     """
     out_dir = Path(out_dir)
+    if specaugment is not None and specaugment not in specaugment_policies.POLICIES:
+        raise CorpusError(f"--specaugment must be one of "
+                          f"{', '.join(specaugment_policies.POLICIES)}, not {specaugment!r}")
     lang_dir = find_lang_dir(Path(mustc_root), src_lang, tgt_lang)
     if not splits:
         raise CorpusError("no splits to prepare")
@@ -225,12 +273,13 @@ def prepare(
     for data in datasets:
         _features_stage(data, out_dir, jobs, progress_every)
     if train:
+        _cmvn_stage([d.name for d in train], out_dir)
         segments = [seg for d in train for seg in d.segments]
         _spm_stage("spm_tgt", [s.tgt_text for s in segments], vocab_size_tgt, out_dir)
         _spm_stage("spm_src", [s.src_text for s in segments], vocab_size_src, out_dir)
     for data in datasets:
         if not is_train_split(data.name):
-            _simuleval_stage(data, out_dir, progress_every)
-    _write_config(out_dir)
+            simuleval_stage(data, out_dir, progress_every)
+    _write_config(out_dir, specaugment)
     log(f"done: {out_dir}")
     return out_dir

@@ -1,14 +1,16 @@
 """Write a speech translation corpus in the MuST-C v1.0 layout, spoken by espeak-ng.
 
-    <out_root>/en-de/data/<split>/wav/<talk>.wav       16 kHz mono int16, one per talk
-    <out_root>/en-de/data/<split>/txt/<split>.yaml     {duration, offset, speaker_id, wav} a line
-    <out_root>/en-de/data/<split>/txt/<split>.{en,de}  line-aligned with the yaml
+    <out_root>/en-xx/data/<split>/wav/<talk>.wav       16 kHz mono int16, one per talk
+    <out_root>/en-xx/data/<split>/txt/<split>.yaml     {duration, offset, speaker_id, wav} a line
+    <out_root>/en-xx/data/<split>/txt/<split>.{en,xx}  line-aligned with the yaml
+
+(``xx`` is the target language, ``de`` unless ``tgt_lang`` says otherwise.)
 
 A "talk" is ``utts_per_talk`` sentences said by one speaker, with short pauses between them, so
 the preparation has to cut segments out of long files exactly as it does for MuST-C.
 
 Resumable: each talk's wav is written atomically, then a record of what it contains (under
-``<out_root>/en-de/.work``); a re-run re-uses talks whose record matches, and writes the txt
+``<out_root>/en-xx/.work``); a re-run re-uses talks whose record matches, and writes the txt
 files last.
 """
 import json
@@ -20,15 +22,21 @@ from pathlib import Path
 
 import numpy as np
 
-from fairseq_mgcm.data.atomic import write_lines, write_text, write_wav
+from fairseq_mgcm.atomic_files import write_lines, write_text
+from fairseq_mgcm.data.audio import write_wav
 from fairseq_mgcm.data.parallel import ordered_map
 from fairseq_mgcm.data.progress import Progress
-from fairseq_mgcm.data.speech_synthesis import (
-    SAMPLE_RATE, Speaker, available_voices, random_speaker, require_espeak, synthesize,
+from fairseq_mgcm.data.synthetic.speech_synthesis import (
+    SAMPLE_RATE,
+    Speaker,
+    available_voices,
+    random_speaker,
+    require_espeak,
+    synthesize,
 )
-from fairseq_mgcm.data.text_sources import SPLITS, grammar_splits
+from fairseq_mgcm.data.synthetic.text_sources import SPLITS, grammar_splits
 
-LANG_DIR = "en-de"
+SRC_LANG = "en"  # espeak-ng speaks English; the target is text only
 ALIGN = SAMPLE_RATE // 1000  # segment boundaries on whole milliseconds: exact in the yaml
 _RECORD_VERSION = 1
 
@@ -111,10 +119,14 @@ def _speaker_pool(voices: Voices, n_speakers: int, seed: int) -> list[Speaker]:
     return pool
 
 
+def lang_dir_name(tgt_lang: str) -> str:
+    return f"{SRC_LANG}-{tgt_lang}"
+
+
 def _talk_jobs(out_root: Path, split: str, pairs: list, utts_per_talk: int, seed: int,
-               voices: Voices, n_speakers: int = 0) -> list:
-    split_dir = out_root / LANG_DIR / "data" / split
-    work_dir = out_root / LANG_DIR / ".work" / split
+               voices: Voices, n_speakers: int = 0, tgt_lang: str = "de") -> list:
+    split_dir = out_root / lang_dir_name(tgt_lang) / "data" / split
+    work_dir = out_root / lang_dir_name(tgt_lang) / ".work" / split
     jobs = []
     pool = _speaker_pool(voices, n_speakers, seed)
     for start in range(0, len(pairs), utts_per_talk):
@@ -136,10 +148,12 @@ def _yaml_line(entry: dict) -> str:
 def write_split(
     out_root: Path, split: str, pairs: list, utts_per_talk: int = 10, seed: int = 0,
     jobs: int = 1, progress_every: int = 500, voices: Voices | None = None, n_speakers: int = 0,
+    tgt_lang: str = "de",
 ) -> None:
     """Synthesise one split (re-using finished talks) and write its txt files last."""
     voices = voices if voices is not None else available_voices()
-    talk_jobs = _talk_jobs(out_root, split, pairs, utts_per_talk, seed, voices, n_speakers)
+    talk_jobs = _talk_jobs(out_root, split, pairs, utts_per_talk, seed, voices, n_speakers,
+                           tgt_lang)
     todo = [job for job in talk_jobs if _finished_entries(job) is None]
     reused = len(talk_jobs) - len(todo)
     if reused:
@@ -149,24 +163,25 @@ def write_split(
     for job, _ in zip(todo, ordered_map(_synthesize_talk, todo, jobs)):
         progress.update(len(job.pairs))
     progress.close()
-    yaml_lines, en_lines, de_lines = [], [], []
+    yaml_lines, en_lines, tgt_lines = [], [], []
     for job in talk_jobs:
         entries = _finished_entries(job)
         assert entries is not None, f"talk {job.talk} was not written"
         yaml_lines += [_yaml_line(e) for e in entries]
         en_lines += [en for en, _ in job.pairs]
-        de_lines += [de for _, de in job.pairs]
-    txt_dir = out_root / LANG_DIR / "data" / split / "txt"
+        tgt_lines += [tgt for _, tgt in job.pairs]
+    txt_dir = out_root / lang_dir_name(tgt_lang) / "data" / split / "txt"
     write_lines(txt_dir / f"{split}.en", en_lines, if_changed=True)
-    write_lines(txt_dir / f"{split}.de", de_lines, if_changed=True)
+    write_lines(txt_dir / f"{split}.{tgt_lang}", tgt_lines, if_changed=True)
     write_lines(txt_dir / f"{split}.yaml", yaml_lines, if_changed=True)  # last
 
 
 def write_corpus(
     out_root: Path, splits: dict[str, list], utts_per_talk: int = 10, seed: int = 0,
-    jobs: int = 1, progress_every: int = 500, n_speakers: int = 0,
+    jobs: int = 1, progress_every: int = 500, n_speakers: int = 0, tgt_lang: str = "de",
 ) -> Path:
-    """Write every split in ``splits`` ({name: [(en, de), ...]}); returns ``out_root``.
+    """Write every split in ``splits`` ({name: [(english, target), ...]}) under
+    ``out_root/en-<tgt_lang>``; returns ``out_root``.
 
     ``n_speakers`` > 0 draws each talk's speaker from that many fixed speakers (an easier,
     MuST-C-like setting); 0 gives every talk a fresh random accent, variant and speed.
@@ -175,7 +190,7 @@ def write_corpus(
     out_root = Path(out_root)
     for split, pairs in splits.items():
         write_split(out_root, split, pairs, utts_per_talk, seed, jobs, progress_every, voices,
-                    n_speakers)
+                    n_speakers, tgt_lang)
     return out_root
 
 
