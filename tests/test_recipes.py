@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SH = ROOT / "scripts" / "run.sh"
 SMALL = ["--vocab-size-tgt", "120", "--vocab-size-src", "100", "--eval-max-instances", "2"]
-BUDGET = "--max-update 3 --max-tokens 4000"
+BUDGET = "--max-epoch 1 --max-tokens 4000"  # epoch checkpoints, for stage 4 to average
 
 
 def _env() -> dict[str, str]:
@@ -82,7 +82,7 @@ def test_demo_recipe_with_asr_pretraining_runs_every_stage_and_a_rerun_rewrites_
     assert snapshot(exp) == before  # no output or marker was rewritten
 
     # A changed budget re-enters training (fairseq-train resumes), and only that.
-    longer = run_recipe(*args[:-4], "--extra-train-args", BUDGET.replace("3", "4", 1),
+    longer = run_recipe(*args[:-4], "--extra-train-args", BUDGET.replace("1", "2", 1),
                         "--asr-pretrain", "true", "--stop-stage", "3")
     assert longer.returncode == 0, longer.stderr[-3000:]
     assert "flags changed since it was trained" in longer.stderr
