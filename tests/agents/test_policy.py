@@ -104,8 +104,10 @@ class EosUntil(nn.Module):
     def __init__(self, decoder: nn.Module, n: int) -> None:
         super().__init__()
         self.inner, self.n = decoder, n
+        self.calls = 0
 
     def forward(self, prev, encoder_out, **kwargs):
+        self.calls += 1
         logits, extra = self.inner(prev, encoder_out, **kwargs)
         if encoder_out["encoder_out"][0].shape[0] < self.n:
             logits = logits.clone()
@@ -136,3 +138,38 @@ def test_half_precision_runs(chunk_size: int) -> None:
     assert next(agent.loaded.model.parameters()).dtype == torch.float16
     writes = simulate(agent, speechlike(1.5), 16000, 320)
     assert writes[-1].finished and writes[-1].text.split()[:3] == expected.split()[:3]
+
+
+@MODELS
+def test_after_an_early_end_of_sentence_no_prediction_until_a_new_read_step(
+    chunk_size: int,
+) -> None:
+    """With 10 ms segments (SimulEval's default is 1 ms) the agent is called 8 times per read
+    step of this model (r = 2, 80 ms); a decoder that always ends the sentence early is asked
+    once per read step, not once per call."""
+    agent = make_agent(chunk_size, waitk=1)
+    eos = EosUntil(agent.loaded.model.decoder, n=10**9)
+    agent.states.decoder.decoder = eos
+    audio = speechlike(2.0, seed=7)
+    writes = simulate(agent, audio, 16000, 10)
+    assert writes[-1].finished
+    read_steps = audio.numel() // 16 // agent.read_step_ms
+    # one prediction per read step until the end, then the end's: a first token (end of
+    # sentence is banned there) and the end of sentence after it
+    assert eos.calls <= read_steps + 2, (eos.calls, read_steps)
+
+
+def test_read_step_is_ratio_times_40_ms() -> None:
+    assert make_agent(4).read_step_ms == 2 * 10 * 4  # r = 2, 10 ms frames, two stride-2 convs
+
+
+def test_tiny_segments_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    args = Namespace(waitk=2, max_len_a=0.2, max_len_b=10, source_segment_size=1)
+    with caplog.at_level("WARNING", logger="fairseq_mgcm.agents.waitk"):
+        WaitkAgent(args, loaded=make_loaded(4))
+    assert "--source-segment-size 80" in caplog.text
+    caplog.clear()
+    args.source_segment_size = 80
+    with caplog.at_level("WARNING", logger="fairseq_mgcm.agents.waitk"):
+        WaitkAgent(args, loaded=make_loaded(4))
+    assert "read step" not in caplog.text
