@@ -17,9 +17,9 @@ FRAME_SHIFT_MS = 10  # fbank frame shift, as in training (fairseq's get_fbank, o
 
 
 def read_step_ms_from_cfg(model_cfg: Any) -> int:
-    """Read step of a checkpoint's model config (``cfg.model``: pre_decision_ratio, kernels)."""
-    n_conv = len(str(model_cfg.conv_kernel_sizes).split(","))
-    return int(model_cfg.pre_decision_ratio) * FRAME_SHIFT_MS * 2**n_conv
+    """Read step of a checkpoint's model config (``cfg["model"]``, a mapping)."""
+    n_conv = len(str(model_cfg["conv_kernel_sizes"]).split(","))
+    return int(model_cfg["pre_decision_ratio"]) * FRAME_SHIFT_MS * 2**n_conv
 
 
 def read_step_ms(model: nn.Module) -> int:

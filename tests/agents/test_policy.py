@@ -173,3 +173,50 @@ def test_tiny_segments_are_warned_about(caplog: pytest.LogCaptureFixture) -> Non
     with caplog.at_level("WARNING", logger="fairseq_mgcm.agents.waitk"):
         WaitkAgent(args, loaded=make_loaded(4))
     assert "read step" not in caplog.text
+
+
+class FramesSeen(nn.Module):
+    """Wraps a decoder: records how many encoder states each prediction was given."""
+
+    def __init__(self, decoder: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.seen = decoder, []
+
+    def forward(self, prev, encoder_out, **kwargs):
+        self.seen.append(encoder_out["encoder_out"][0].shape[0])
+        return self.inner(prev, encoder_out, **kwargs)
+
+
+@MODELS
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_token_i_is_committed_only_once_k_plus_i_read_steps_exist(chunk_size: int, k: int) -> None:
+    """Issue 9's policy test: at each commit, ``encoder.n_frames`` (and the states the decoder
+    was given) is at least ``(k + i) * r``, on the real tiny model; the first token comes at
+    the first call that has ``k * r`` states."""
+    agent = make_agent(chunk_size, waitk=k, a=1.0, b=100)  # no length guard in the way
+    seen = FramesSeen(agent.loaded.model.decoder)
+    agent.states.decoder.decoder = seen
+    states, commits, calls = agent.states, [], []
+    original_commit, original_policy = states.commit, agent.policy
+
+    def commit(token: int) -> str:
+        commits.append((states.decoder.n_written, states.encoder.n_frames, seen.seen[-1],
+                        states.source_finished, len(calls)))  # fmt: skip
+        return original_commit(token)
+
+    def policy():
+        action = original_policy()
+        calls.append(states.encoder.n_frames)
+        return action
+
+    states.commit, agent.policy = commit, policy
+    simulate(agent, speechlike(2.0, seed=11), 16000, 40)
+    during = [c for c in commits if not c[3]]  # commits before the source ended
+    assert len(during) >= 5
+    r = agent.ratio
+    for i, n_frames, given, _, _ in during:
+        assert n_frames >= (k + i) * r, f"token {i} committed with {n_frames} states"
+        assert given == n_frames  # the decoder attends to exactly the states read so far
+    first_call = during[0][4]
+    assert during[0][0] == 0 and calls[first_call] >= k * r
+    assert first_call == 0 or calls[first_call - 1] < k * r  # not later than the rule allows
