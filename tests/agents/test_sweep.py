@@ -102,3 +102,25 @@ def test_killed_sweep_rerun_is_complete_and_keeps_finished_runs(
     assert [(r["k"], r["n_instances"]) for r in rows(out)] == [("1", "10"), ("2", "10")]
     assert len(predictions(out / "k2_seg80")) == 10
     assert not list(out.glob("*.partial"))
+
+
+def test_sweep_where_no_instance_writes_a_word_reports_nan_latency(
+    trained_tiny: dict[str, Path], prepared_tiny: Path, tmp_path: Path
+) -> None:
+    """Empty wavs only: SimulEval's own scorer would end in ``StatisticsError``; the sweep
+    scores the log itself (BLEU 0, latency nan) and exits 0."""
+    import soundfile as sf
+
+    data = tmp_path / "data"
+    shutil.copytree(prepared_tiny, data, ignore=shutil.ignore_patterns("*.zip", "simuleval"))
+    split = data / "simuleval" / "empty"
+    split.mkdir(parents=True)
+    for i in range(2):
+        sf.write(split / f"e{i}.wav", [], 16000, subtype="PCM_16")
+    (split / "source.txt").write_text("".join(f"{split / f'e{i}.wav'}\n" for i in range(2)))
+    (split / "target.txt").write_text("ein Satz\nnoch einer\n")
+    out = tmp_path / "simul"
+    sweep(trained_tiny["chunk-causal"], data, out, "--split", "empty", "--k", "2")
+    (row,) = rows(out)
+    assert row["n_instances"] == "2" and float(row["BLEU"]) == 0.0
+    assert row["AL"] == "nan" and row["AL_CA"] == "nan"
