@@ -11,19 +11,27 @@ import sys
 from fairseq_mgcm.recipe.averaging import average_checkpoints, last_checkpoints
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--save-dir", required=True)
-    parser.add_argument("--num", type=int, default=5, help="how many of the newest to average")
+    parser.add_argument("--num", type=positive_int, default=5,
+                        help="how many of the newest to average (>= 1)")
     parser.add_argument("--by", choices=["epoch", "update"], default="epoch")
     parser.add_argument("--output", required=True)
-    args = parser.parse_args()
+    args = parser.parse_args()  # a bad flag value exits 2 naming the flag
     try:
         paths = last_checkpoints(args.save_dir, args.num, by=args.by)
-    except FileNotFoundError as error:
+        average_checkpoints(paths, args.output)
+    except (FileNotFoundError, ValueError) as error:  # CheckpointError is a ValueError
         print(f"average_checkpoints: {error}", file=sys.stderr)
         return 2
-    average_checkpoints(paths, args.output)
     print(f"averaged {len(paths)} checkpoints ({paths[0].name} .. {paths[-1].name}) -> {args.output}")
     return 0
 

@@ -8,31 +8,47 @@ Outputs: one SimulEval output directory per (k, segment size) under ``--output-d
 BLEU, AL, LAAL, AP, DAL, ATD, StartOffset, EndOffset and their computation-aware ``_CA``
 variants. The sacrebleu signature is printed.
 
-Each run is ``simuleval --computation-aware`` with the wait-k agent; its log is then re-scored
-with and without computation-aware timing (see ``fairseq_mgcm/agents/scoring.py`` for why
-SimulEval's own table cannot be trusted for the plain values). A run whose directory holds a
-``.done`` marker is not repeated.
+Each run is ``simuleval --no-scoring`` with the wait-k agent; its log is then scored here with
+and without computation-aware timing (see ``fairseq_mgcm/agents/scoring.py`` for why
+SimulEval's own table cannot be trusted for the plain values; scoring here also survives a run
+in which no instance wrote a word). The segment size defaults to the model's read step
+(``pre_decision_ratio`` x 40 ms, read from the checkpoint).
+
+A finished run's ``.done`` marker records what produced it: the checkpoint (path, size and
+SHA-256 of its content), k, segment size, ``--max-instances``, the split's source and target
+lists (their SHA-256), device, precision and the extra flags. A run is skipped only when its
+marker matches all of them; otherwise (a retrained or replaced checkpoint, another
+``--max-instances``, ...) it is run again. A run writes into ``<run>.partial/`` and is renamed
+into place with its marker only once SimulEval has finished, so a killed sweep leaves no run
+that looks finished, and the next sweep starts that run afresh.
 
 Usage:
     python scripts/simuleval_sweep.py --checkpoint exp/st/checkpoint_best.pt \\
         --data-dir data/en-de \\
-        --split tst-COMMON --k 3 5 7 9 --segment-size 320 640 --output-dir exp/st/simul \\
+        --split tst-COMMON --k 3 5 7 9 [--segment-size 320 640] --output-dir exp/st/simul \\
         [--device cuda --fp16] [--max-instances 100] [-- <extra agent/simuleval flags>]
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import io
+import json
 import logging
 import math
+import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from fairseq_mgcm.agents.read_step import read_step_ms_from_cfg
 from fairseq_mgcm.agents.scoring import LATENCY_METRICS, score_log
-from fairseq_mgcm.atomic_files import atomic_open
+from fairseq_mgcm.atomic_files import write_text
 from fairseq_mgcm.data.mustc.source_list import resolve_source_list
+from fairseq_mgcm.checkpoint_errors import CheckpointError, read_checkpoint
 
 AGENT_CLASS = "fairseq_mgcm.agents.waitk_agent.WaitkAgent"
 COLUMNS = (
@@ -57,7 +73,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     parser.add_argument("--k", "--waitk", dest="k", type=int, nargs="+", required=True,
                         help="wait-k values (a k beyond the source length reads everything)")
     parser.add_argument("--segment-size", "--segment-sizes", dest="segment_size", type=int,
-                        nargs="+", default=[320], help="source segment sizes (ms)")
+                        nargs="+", default=None,
+                        help="source segment sizes (ms); default: the model's read step "
+                        "(pre_decision_ratio x 40 ms)")
     parser.add_argument("--output-dir", "--out-dir", dest="output_dir", type=Path, required=True,
                         help="one sub-directory per run, and results.tsv")
     parser.add_argument("--results", type=Path, default=None,
@@ -100,10 +118,7 @@ def simuleval_command(
         "--waitk", str(k),
         "--device", args.device,
         "--output", str(output),
-        "--computation-aware",
-        "--quality-metrics", "BLEU",
-        "--sacrebleu-tokenizer", args.sacrebleu_tokenizer,
-        "--latency-metrics", *LATENCY_METRICS,
+        "--no-scoring",  # scored here (score_log): SimulEval's scorer fails when nothing is written
         "--no-progress-bar",
     ]  # fmt: skip
     if args.fp16:
@@ -113,15 +128,71 @@ def simuleval_command(
     return command + extra
 
 
-def run_one(args: argparse.Namespace, k: int, segment_size: int, extra: list[str]) -> Path:
-    """Run simuleval for one (k, segment size) unless already done; return its output dir."""
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sweep_inputs(args: argparse.Namespace, extra: list[str]) -> dict[str, object]:
+    """What every run of this sweep depends on besides k and the segment size (hashed once)."""
+    split_dir = args.data_dir / "simuleval" / args.split
+    return {
+        "checkpoint": {
+            "path": str(args.checkpoint.resolve()),
+            "size": args.checkpoint.stat().st_size,
+            "sha256": file_sha256(args.checkpoint),
+        },
+        "data_dir": str(args.data_dir.resolve()),
+        "config_yaml": args.config_yaml,
+        "split": args.split,
+        "source_sha256": file_sha256(split_dir / "source.txt"),
+        "target_sha256": file_sha256(split_dir / "target.txt"),
+        "max_instances": args.max_instances if args.max_instances > 0 else None,
+        "device": args.device,
+        "fp16": args.fp16,
+        "extra_flags": extra,
+    }
+
+
+def run_key(inputs: dict[str, object], k: int, segment_size: int) -> dict[str, object]:
+    """The content of a finished run's ``.done`` marker."""
+    return {"k": k, "segment_size": segment_size, **inputs}
+
+
+def stale_reason(done: Path, key: dict[str, object]) -> str | None:
+    """None if ``done`` records exactly ``key``; otherwise what differs, for the log."""
+    if not done.is_file():
+        return "not run yet"
+    try:
+        recorded = json.loads(done.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return "marker from an older sweep (no record of the checkpoint)"
+    if not isinstance(recorded, dict):
+        return "marker from an older sweep (no record of the checkpoint)"
+    changed = [name for name in key if recorded.get(name) != key[name]]
+    return f"changed since: {', '.join(changed)}" if changed else None
+
+
+def run_one(
+    args: argparse.Namespace, k: int, segment_size: int, extra: list[str],
+    inputs: dict[str, object],
+) -> Path:
+    """Run simuleval for one (k, segment size) unless done with the same inputs; return the
+    run's directory."""
     output = args.output_dir / f"k{k}_seg{segment_size}"
-    done = output / ".done"
-    if done.exists() and not args.force:
-        logger.info("k=%d segment=%d ms: done before, re-scoring %s", k, segment_size, output)
+    key = run_key(inputs, k, segment_size)
+    reason = "--force" if args.force else stale_reason(output / ".done", key)
+    if reason is None:
+        logger.info("k=%d segment=%d ms: done before with the same checkpoint and settings, "
+                    "re-scoring %s", k, segment_size, output)  # fmt: skip
         return output
-    command = simuleval_command(args, k, segment_size, output, extra)
-    logger.info("k=%d segment=%d ms: %s", k, segment_size, " ".join(command))
+    partial = output.with_name(output.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # left by a killed sweep
+    command = simuleval_command(args, k, segment_size, partial, extra)
+    logger.info("k=%d segment=%d ms (%s): %s", k, segment_size, reason, " ".join(command))
     start = time.perf_counter()
     result = subprocess.run(command, check=False)
     if result.returncode != 0:
@@ -130,33 +201,58 @@ def run_one(args: argparse.Namespace, k: int, segment_size: int, extra: list[str
             f"command: {' '.join(command)}"
         )
     logger.info("k=%d segment=%d ms: %.1f s", k, segment_size, time.perf_counter() - start)
-    done.touch()
+    tmp = partial / ".done.tmp"
+    tmp.write_text(json.dumps(key, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, partial / ".done")
+    shutil.rmtree(output, ignore_errors=True)
+    os.replace(partial, output)  # the run and its marker appear together
     return output
 
 
 def write_tsv(path: Path, rows: list[dict[str, object]]) -> None:
-    """Write the results table atomically (a reader never sees half a file)."""
-    with atomic_open(path) as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, delimiter="\t", lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {
-                    key: (f"{value:.3f}" if isinstance(value, float) and math.isfinite(value)
-                          else value)
-                    for key, value in row.items()
-                }
-            )
+    """Write the results table atomically (a reader never sees half a file), and only when it
+    changed, so a re-run of a finished sweep leaves it and everything after it untouched."""
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=COLUMNS, delimiter="\t", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                key: (f"{value:.3f}" if isinstance(value, float) and math.isfinite(value)
+                      else value)
+                for key, value in row.items()
+            }
+        )
+    write_text(path, table.getvalue(), if_changed=True)
+
+
+def checkpoint_read_step_ms(checkpoint: Path) -> int:
+    """The read step of the checkpoint's model (the default segment size)."""
+    state = read_checkpoint(checkpoint, require=("model", "config"))
+    model_cfg = (state.get("cfg") or {}).get("model")
+    try:
+        return read_step_ms_from_cfg(model_cfg)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise CheckpointError(
+            f"{checkpoint}: no pre_decision_ratio/conv_kernel_sizes in its model config; "
+            f"pass --segment-size"
+        ) from None
 
 
 def check_inputs(args: argparse.Namespace) -> None:
+    """Refuse bad flags and missing files before any run (exit 2, one line)."""
     split_dir = args.data_dir / "simuleval" / args.split
     for path in (args.checkpoint, split_dir / "source.txt", split_dir / "target.txt"):
         if not path.is_file():
-            raise SystemExit(f"missing input file: {path}")
-    for flag, values in (("--k", args.k), ("--segment-size", args.segment_size)):
+            fail(f"missing input file: {path}")
+    for flag, values in (("--k", args.k), ("--segment-size", args.segment_size or [1])):
         if any(v < 1 for v in values):
-            raise SystemExit(f"{flag} values must be >= 1, got {values}")
+            fail(f"{flag} values must be >= 1, got {values}")
+
+
+def fail(message: str) -> None:
+    print(f"simuleval_sweep: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,12 +263,19 @@ def main(argv: list[str] | None = None) -> None:
     check_inputs(args)
     resolve_source_list(args.data_dir / "simuleval" / args.split / "source.txt",
                         _resolved_source(args))
+    if args.segment_size is None:
+        try:
+            args.segment_size = [checkpoint_read_step_ms(args.checkpoint)]
+        except CheckpointError as error:
+            fail(str(error))
+        logger.info("segment size: the model's read step, %d ms", args.segment_size[0])
+    inputs = sweep_inputs(args, extra)
     results = args.results or args.output_dir / "results.tsv"
     rows: list[dict[str, object]] = []
     signature = ""
     for k in args.k:
         for segment_size in args.segment_size:
-            output = run_one(args, k, segment_size, extra)
+            output = run_one(args, k, segment_size, extra, inputs)
             scores, signature = score_log(
                 output / "instances.log", tokenize=args.sacrebleu_tokenizer
             )

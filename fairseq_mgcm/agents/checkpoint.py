@@ -21,6 +21,7 @@ from fairseq.data import Dictionary
 from torch import Tensor, nn
 
 import fairseq_mgcm  # noqa: F401  registers the task and model, allowlists checkpoint types
+from fairseq_mgcm.checkpoint_cmvn import check_cmvn, cmvn_record, transform_names
 
 logger = logging.getLogger(__name__)
 
@@ -109,12 +110,7 @@ def check_data_dir(data_dir: Path, config_yaml: str) -> dict[str, Any]:
 
 def eval_feature_transforms(config: dict[str, Any]) -> list[str]:
     """Names of the feature transforms fairseq applies to an evaluation split."""
-    transforms: list[str] = []
-    for key in ("transforms", "feature_transforms"):
-        table = config.get(key) or {}
-        chosen = table.get("_eval", table.get("*", []))
-        transforms += list(chosen or [])
-    return transforms
+    return transform_names(config, is_train=False)
 
 
 def load_model(
@@ -153,6 +149,9 @@ def load_model(
             raise ValueError(f"{data_dir / config_yaml}: global_cmvn used but no stats_npz_path")
         stats_path = Path(stats) if Path(stats).is_absolute() else data_dir / stats
         cmvn = GlobalCmvn.from_npz(stats_path, num_mel_bins)
+    # the CMVN recorded at training must be the one applied here (a missing one ruins output)
+    check_cmvn(state.get("task_state") or {}, cmvn_record(config, data_dir, is_train=False),
+               str(checkpoint), str(data_dir / config_yaml))  # fmt: skip
 
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
         [str(checkpoint)], state=state

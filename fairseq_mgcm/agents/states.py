@@ -44,6 +44,9 @@ class WaitkStates(AgentStates):
         self.words.reset()
         self._encoder_rewrote = False  # encoder states changed that the decoder may have cached
         self._refreshed = False
+        # After the decoder ended the sentence before the source had, it is asked again only
+        # once this many encoder states exist: on the same states it would end it again.
+        self.retry_at = 0
 
     def _model_rate_samples(self, samples: Tensor) -> Tensor:
         """Resample to the training sample rate when SimulEval's audio has another rate."""
@@ -81,7 +84,10 @@ class WaitkStates(AgentStates):
         """Accept the predicted token; return its SentencePiece piece."""
         return self.decoder.commit(token)
 
-    def take_back(self) -> None:
-        """Undo the last prediction (its decoder state may predate an encoder rewrite)."""
+    def take_back(self, wait_states: int) -> None:
+        """Undo the last prediction, an end of sentence that came before the end of the source
+        (its decoder state may predate an encoder rewrite), and predict again only once
+        ``wait_states`` more encoder states have arrived (:attr:`retry_at`)."""
         self.decoder.rollback()
+        self.retry_at = self.encoder.n_frames + wait_states
         self._encoder_rewrote = self._encoder_rewrote or self._refreshed

@@ -29,6 +29,7 @@ from simuleval.agents.actions import Action
 from simuleval.utils import entrypoint
 
 from fairseq_mgcm.agents.checkpoint import LoadedModel, load_model
+from fairseq_mgcm.agents.read_step import read_step_ms
 from fairseq_mgcm.agents.states import WaitkStates
 
 logger = logging.getLogger("fairseq_mgcm.agents.waitk")
@@ -51,10 +52,29 @@ class WaitkAgent(SpeechToTextAgent):
         if self.lagging < 1:
             raise ValueError(f"--waitk must be >= 1, got {self.lagging}")
         self.ratio = int(model.pre_decision_ratio)
+        self.read_step_ms = read_step_ms(model)
         self.max_len_a = args.max_len_a
         self.max_len_b = args.max_len_b
-        logger.info("wait-k: k=%d, %d encoder states per read step", self.lagging, self.ratio)
+        logger.info(
+            "wait-k: k=%d, %d encoder states (%d ms) per read step", self.lagging, self.ratio,
+            self.read_step_ms,
+        )  # fmt: skip
+        self._check_segment_size(getattr(args, "source_segment_size", None))  # SimulEval's flag
         super().__init__(args)
+
+    def _check_segment_size(self, segment_ms: int | None) -> None:
+        """Warn when SimulEval's segments are far below the read step (its default is 1 ms).
+
+        Such calls are cheap (no prediction without a new read step) but numerous; the read
+        step is the natural segment: the policy decides once per read step.
+        """
+        if segment_ms is not None and 4 * segment_ms < self.read_step_ms:
+            logger.warning(
+                "--source-segment-size %d ms is far below the model's read step of %d ms: the "
+                "agent is called %d times per decision; pass --source-segment-size %d",
+                segment_ms, self.read_step_ms, self.read_step_ms // max(segment_ms, 1),
+                self.read_step_ms,
+            )  # fmt: skip
 
     def _training_lagging(self) -> int:
         k = self.loaded.model.decoder.waitk_lagging
@@ -108,10 +128,18 @@ class WaitkAgent(SpeechToTextAgent):
         return min(n, self.loaded.model.decoder.max_positions() - 1)
 
     def may_write(self) -> bool:
-        """Wait-k: the next token i may be written once (k + i) * r encoder states exist."""
-        i = self.states.decoder.n_written
-        return self.states.encoder.n_frames >= self.frames_needed(i) and (
-            i < self.max_target_tokens()
+        """Wait-k: the next token i may be written once (k + i) * r encoder states exist.
+
+        After an end of sentence before the end of the source, not until one more read step
+        has arrived (``states.retry_at``): on the same states greedy decoding would end it
+        again, so a call without a new read step costs no prediction, whatever the segment size.
+        """
+        states = self.states
+        i = states.decoder.n_written
+        n_frames = states.encoder.n_frames
+        return (
+            n_frames >= max(self.frames_needed(i), states.retry_at)
+            and i < self.max_target_tokens()
         )
 
     def policy(self) -> Action:
@@ -131,7 +159,7 @@ class WaitkAgent(SpeechToTextAgent):
             elif states.source_finished:
                 finished = True
             else:
-                states.take_back()  # end of sentence before the source ended: read on
+                states.take_back(wait_states=self.ratio)  # early end of sentence: read on
                 break
         words = states.words.push(pieces)
         if finished:

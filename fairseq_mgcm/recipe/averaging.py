@@ -15,6 +15,7 @@ import torch
 
 import fairseq_mgcm  # noqa: F401  (allowlists fairseq's checkpoint types for torch.load)
 from fairseq_mgcm.atomic_files import atomic_path
+from fairseq_mgcm.checkpoint_errors import read_checkpoint
 
 __all__ = ["average_checkpoints", "last_checkpoints"]
 
@@ -23,6 +24,8 @@ _NUMBERED = re.compile(r"checkpoint(\d+)\.pt$|checkpoint_\d+_(\d+)\.pt$")
 
 def last_checkpoints(save_dir: str | os.PathLike, n: int, by: str = "epoch") -> list[Path]:
     """The ``n`` newest numbered checkpoints (``checkpointE.pt`` or ``checkpoint_E_U.pt``)."""
+    if n < 1:
+        raise ValueError(f"the number of checkpoints to average must be >= 1, got {n}")
     group = 1 if by == "epoch" else 2
     found = []
     for path in Path(save_dir).glob("checkpoint*.pt"):
@@ -41,7 +44,7 @@ def average_checkpoints(paths: list[Path], output: str | os.PathLike) -> Path:
     total: dict[str, torch.Tensor] = {}
     newest = None
     for path in paths:
-        state = torch.load(path, map_location="cpu")
+        state = read_checkpoint(path, require=("model",))  # one-line errors naming the file
         model = state["model"]
         if total and model.keys() != total.keys():
             raise ValueError(f"{path}: parameters differ from {paths[0]}")

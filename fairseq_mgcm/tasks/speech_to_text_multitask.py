@@ -23,6 +23,7 @@ from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.speech_to_text import SpeechToTextTask
 from omegaconf import open_dict
 
+from fairseq_mgcm.checkpoint_cmvn import TASK_STATE_KEY, check_cmvn, cmvn_record
 from fairseq_mgcm.data.multitask_dataset import build_src_bpe, load_transcript_dataset
 from fairseq_mgcm.optim import ConflictAwareBackward
 from fairseq_mgcm.tasks._bleu import bleu_logging_output, reduce_bleu
@@ -110,6 +111,21 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
             self.sequence_generator = self.build_generator([model], gen_args)
             self.bleu_bpe = self.build_bpe(None)
         return model
+
+    # ------------------------------------------------ checkpoint state: the training CMVN
+
+    def state_dict(self) -> dict:
+        """fairseq saves this as ``task_state``: it records the CMVN of the training split."""
+        record = cmvn_record(self.data_cfg.config, self.data_cfg.root, is_train=True)
+        return {**super().state_dict(), TASK_STATE_KEY: record}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """fairseq calls this when it loads a checkpoint (fairseq-generate): refuse a data
+        config whose CMVN differs from training (``checkpoint_cmvn.py``)."""
+        current = cmvn_record(self.data_cfg.config, self.data_cfg.root, is_train=False)
+        check_cmvn(state_dict, current, "the checkpoint",
+                   str(Path(self.cfg.data) / self.cfg.config_yaml))  # fmt: skip
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != TASK_STATE_KEY})
 
     def build_src_bpe(self):
         """The English SentencePiece tokenizer of the transcripts (None if not configured)."""

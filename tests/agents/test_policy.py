@@ -104,8 +104,10 @@ class EosUntil(nn.Module):
     def __init__(self, decoder: nn.Module, n: int) -> None:
         super().__init__()
         self.inner, self.n = decoder, n
+        self.calls = 0
 
     def forward(self, prev, encoder_out, **kwargs):
+        self.calls += 1
         logits, extra = self.inner(prev, encoder_out, **kwargs)
         if encoder_out["encoder_out"][0].shape[0] < self.n:
             logits = logits.clone()
@@ -136,3 +138,85 @@ def test_half_precision_runs(chunk_size: int) -> None:
     assert next(agent.loaded.model.parameters()).dtype == torch.float16
     writes = simulate(agent, speechlike(1.5), 16000, 320)
     assert writes[-1].finished and writes[-1].text.split()[:3] == expected.split()[:3]
+
+
+@MODELS
+def test_after_an_early_end_of_sentence_no_prediction_until_a_new_read_step(
+    chunk_size: int,
+) -> None:
+    """With 10 ms segments (SimulEval's default is 1 ms) the agent is called 8 times per read
+    step of this model (r = 2, 80 ms); a decoder that always ends the sentence early is asked
+    once per read step, not once per call."""
+    agent = make_agent(chunk_size, waitk=1)
+    eos = EosUntil(agent.loaded.model.decoder, n=10**9)
+    agent.states.decoder.decoder = eos
+    audio = speechlike(2.0, seed=7)
+    writes = simulate(agent, audio, 16000, 10)
+    assert writes[-1].finished
+    read_steps = audio.numel() // 16 // agent.read_step_ms
+    # one prediction per read step until the end, then the end's: a first token (end of
+    # sentence is banned there) and the end of sentence after it
+    assert eos.calls <= read_steps + 2, (eos.calls, read_steps)
+
+
+def test_read_step_is_ratio_times_40_ms() -> None:
+    assert make_agent(4).read_step_ms == 2 * 10 * 4  # r = 2, 10 ms frames, two stride-2 convs
+
+
+def test_tiny_segments_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    args = Namespace(waitk=2, max_len_a=0.2, max_len_b=10, source_segment_size=1)
+    with caplog.at_level("WARNING", logger="fairseq_mgcm.agents.waitk"):
+        WaitkAgent(args, loaded=make_loaded(4))
+    assert "--source-segment-size 80" in caplog.text
+    caplog.clear()
+    args.source_segment_size = 80
+    with caplog.at_level("WARNING", logger="fairseq_mgcm.agents.waitk"):
+        WaitkAgent(args, loaded=make_loaded(4))
+    assert "read step" not in caplog.text
+
+
+class FramesSeen(nn.Module):
+    """Wraps a decoder: records how many encoder states each prediction was given."""
+
+    def __init__(self, decoder: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.seen = decoder, []
+
+    def forward(self, prev, encoder_out, **kwargs):
+        self.seen.append(encoder_out["encoder_out"][0].shape[0])
+        return self.inner(prev, encoder_out, **kwargs)
+
+
+@MODELS
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_token_i_is_committed_only_once_k_plus_i_read_steps_exist(chunk_size: int, k: int) -> None:
+    """Issue 9's policy test: at each commit, ``encoder.n_frames`` (and the states the decoder
+    was given) is at least ``(k + i) * r``, on the real tiny model; the first token comes at
+    the first call that has ``k * r`` states."""
+    agent = make_agent(chunk_size, waitk=k, a=1.0, b=100)  # no length guard in the way
+    seen = FramesSeen(agent.loaded.model.decoder)
+    agent.states.decoder.decoder = seen
+    states, commits, calls = agent.states, [], []
+    original_commit, original_policy = states.commit, agent.policy
+
+    def commit(token: int) -> str:
+        commits.append((states.decoder.n_written, states.encoder.n_frames, seen.seen[-1],
+                        states.source_finished, len(calls)))  # fmt: skip
+        return original_commit(token)
+
+    def policy():
+        action = original_policy()
+        calls.append(states.encoder.n_frames)
+        return action
+
+    states.commit, agent.policy = commit, policy
+    simulate(agent, speechlike(2.0, seed=11), 16000, 40)
+    during = [c for c in commits if not c[3]]  # commits before the source ended
+    assert len(during) >= 5
+    r = agent.ratio
+    for i, n_frames, given, _, _ in during:
+        assert n_frames >= (k + i) * r, f"token {i} committed with {n_frames} states"
+        assert given == n_frames  # the decoder attends to exactly the states read so far
+    first_call = during[0][4]
+    assert during[0][0] == 0 and calls[first_call] >= k * r
+    assert first_call == 0 or calls[first_call - 1] < k * r  # not later than the rule allows

@@ -42,3 +42,45 @@ def test_mismatched_checkpoints_are_refused_naming_the_file(tmp_path):
 def test_no_numbered_checkpoints_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         last_checkpoints(tmp_path, 3)
+
+
+def _average_cli(*flags):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "scripts" / "average_checkpoints.py"
+    return subprocess.run([sys.executable, str(script), *map(str, flags)],
+                          check=False, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("num", ["0", "-1"])
+def test_cli_refuses_a_count_below_one(tmp_path, num):
+    _save(tmp_path / "checkpoint1.pt", 1, 1)
+    result = _average_cli("--save-dir", tmp_path, "--num", num, "--output", tmp_path / "avg.pt")
+    assert result.returncode == 2 and "--num" in result.stderr and "must be >= 1" in result.stderr
+    assert not (tmp_path / "avg.pt").exists()
+
+
+def test_last_checkpoints_refuses_a_count_below_one(tmp_path):
+    _save(tmp_path / "checkpoint1.pt", 1, 1)
+    with pytest.raises(ValueError, match=">= 1"):
+        last_checkpoints(tmp_path, 0)
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"\x00garbage" * 100, None], ids=["empty", "random", "not-fairseq"]
+)
+def test_cli_names_a_bad_checkpoint_in_one_line(tmp_path, content):
+    _save(tmp_path / "checkpoint1.pt", 1, 1)
+    bad = tmp_path / "checkpoint2.pt"
+    if content is None:
+        torch.save({"a": 1}, bad)
+    else:
+        bad.write_bytes(content)
+    result = _average_cli("--save-dir", tmp_path, "--num", "2", "--output", tmp_path / "avg.pt")
+    assert result.returncode == 2, result.stderr
+    # fairseq's import logs an INFO line about tensorboardX; everything else is the error
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("INFO:")]
+    assert len(lines) == 1 and str(bad) in lines[0] and "weights_only" not in lines[0]
+    assert not (tmp_path / "avg.pt").exists()

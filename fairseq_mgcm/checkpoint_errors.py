@@ -1,0 +1,122 @@
+"""One-line errors, naming the file, for checkpoints that cannot be read.
+
+torch reports a truncated, empty or random file with messages that name neither the file nor
+the problem ("PytorchStreamReader failed reading zip archive", "invalid load key"), one of them
+advising ``weights_only=False``, which would run whatever code the file carries. fairseq's
+loader then fails on a file that is a torch pickle but not a fairseq checkpoint with
+``KeyError: 'best_loss'``. :func:`read_checkpoint` (the project's own readers: the agent,
+checkpoint averaging) and the wrapped ``fairseq.checkpoint_utils.load_checkpoint_to_cpu``
+(fairseq-generate, fairseq-train ``--restore-file`` and ``--load-pretrained-encoder-from``, once
+the plugin is imported) turn these into a :class:`CheckpointError` that says which file and
+what is wrong with it. The chained torch error is suppressed so that its advice is not shown.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CheckpointError", "install_checkpoint_errors", "read_checkpoint"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable or not a fairseq checkpoint."""
+
+
+def _unreadable(path: Path, error: BaseException) -> str:
+    """Why torch could not read ``path`` (the file exists), in one line."""
+    size = path.stat().st_size
+    if size == 0:
+        return f"{path}: empty file (0 bytes), not a checkpoint"
+    if not zipfile.is_zipfile(path):
+        return (
+            f"{path}: not a PyTorch checkpoint ({size} bytes that are not a torch.save archive; "
+            f"truncated or corrupt?)"
+        )
+    text = str(error)
+    if text.startswith("Weights only load failed"):  # a type outside the allowlist
+        found = [line.strip() for line in text.splitlines()
+                 if "GLOBAL" in line or "Unsupported global" in line]  # fmt: skip
+        what = found[0].rstrip(".") if found else "a global outside the allowlist"
+        return f"{path}: refused, it pickles code or types a checkpoint does not hold ({what})"
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if "weights_only" in first or not first:  # never pass on the advice to load unsafely
+        first = type(error).__name__
+    return f"{path}: unreadable checkpoint (truncated or corrupt?): {first.strip()[:200]}"
+
+
+def _load(path: Path) -> Any:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu")
+    except Exception as error:  # noqa: BLE001  torch raises RuntimeError, EOFError, UnpicklingError...
+        raise CheckpointError(_unreadable(path, error)) from None
+
+
+def check_structure(state: Any, path: Path, require: tuple[str, ...]) -> None:
+    """Raise the project's "not a fairseq checkpoint?" error if ``state`` lacks ``require``."""
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path}: holds a {type(state).__name__}, not a dict; not a fairseq checkpoint?"
+        )
+    missing = [key for key in require if key not in state]
+    if "config" in require and ("cfg" in state or "args" in state):
+        missing.remove("config")
+    if missing:
+        keys = ", ".join(sorted(map(str, state))[:6]) or "none"
+        names = ", ".join("'cfg' (or 'args')" if k == "config" else repr(k) for k in missing)
+        raise CheckpointError(
+            f"{path}: no {names} entry (top-level keys: {keys}); not a fairseq checkpoint?"
+        )
+    if "model" in require and not isinstance(state["model"], dict):
+        raise CheckpointError(f"{path}: 'model' is not a state dict; not a fairseq checkpoint?")
+
+
+def read_checkpoint(path: str | os.PathLike, require: tuple[str, ...] = ("model",)) -> Any:
+    """``torch.load`` (safe, on CPU) with one-line errors; ``require`` names the top-level
+    entries the caller needs (``"config"``: ``cfg`` or the old ``args``)."""
+    path = Path(path)
+    state = _load(path)
+    check_structure(state, path, require)
+    return state
+
+
+def _explained(load: Any) -> Any:
+    """Wrap fairseq's ``load_checkpoint_to_cpu`` so that its failures name the file."""
+
+    @functools.wraps(load)
+    def load_checkpoint_to_cpu(path: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return load(path, *args, **kwargs)
+        except CheckpointError:
+            raise
+        except Exception:
+            local = Path(path)
+            if not local.is_file():
+                raise
+            try:  # re-read to tell a bad file from a fairseq failure on a good one
+                check_structure(_load(local), local, ("model", "config", "optimizer_history"))
+            except CheckpointError as explained:
+                raise explained from None
+            raise
+
+    load_checkpoint_to_cpu.__wrapped_by_fairseq_mgcm__ = True  # type: ignore[attr-defined]
+    return load_checkpoint_to_cpu
+
+
+def install_checkpoint_errors() -> None:
+    """Replace ``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` by the explaining wrapper.
+
+    Idempotent. fairseq's own callers (``load_model_ensemble_and_task``, the trainer) look the
+    function up in their module at call time, so they get the wrapper too.
+    """
+    from fairseq import checkpoint_utils
+
+    current = checkpoint_utils.load_checkpoint_to_cpu
+    if not getattr(current, "__wrapped_by_fairseq_mgcm__", False):
+        checkpoint_utils.load_checkpoint_to_cpu = _explained(current)

@@ -1,0 +1,126 @@
+"""scripts/simuleval_sweep.py on a trained checkpoint: no stale result, nothing lost to a kill."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from agent_testing import single_thread_env
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).parents[2]
+READ_STEP_MS = 4 * 40  # tests/agents/conftest.py trains r = 4
+
+
+def sweep_command(checkpoint: Path, data: Path, out: Path, *flags: str) -> list[str]:
+    return [
+        sys.executable, str(REPO / "scripts" / "simuleval_sweep.py"),
+        "--checkpoint", str(checkpoint), "--data-dir", str(data), "--output-dir", str(out),
+        *flags,
+    ]  # fmt: skip
+
+
+def sweep(checkpoint: Path, data: Path, out: Path, *flags: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        sweep_command(checkpoint, data, out, *flags), env=single_thread_env(),
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "results.tsv", encoding="utf-8") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def predictions(run: Path) -> list[str]:
+    import json
+
+    lines = (run / "instances.log").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["prediction"] for line in lines]
+
+
+def test_changed_checkpoint_or_max_instances_is_evaluated_again(
+    trained_tiny: dict[str, Path], prepared_tiny: Path, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "checkpoint_avg.pt"
+    shutil.copy(trained_tiny["chunk-causal"], checkpoint)
+    out = tmp_path / "simul"
+    sweep(checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "2")
+    run = out / f"k2_seg{READ_STEP_MS}"  # the default segment size is the model's read step
+    assert [(r["segment_size"], r["n_instances"]) for r in rows(out)] == [(str(READ_STEP_MS), "2")]
+    first = (run / "instances.log").stat().st_mtime_ns
+
+    again = sweep(checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "2")
+    assert "done before with the same checkpoint" in again.stderr
+    assert (run / "instances.log").stat().st_mtime_ns == first  # not re-run
+
+    more = sweep(checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "3")
+    assert "changed since: max_instances" in more.stderr
+    assert rows(out)[0]["n_instances"] == "3"
+
+    # Retrained / replaced: another model at the same path.
+    shutil.copy(trained_tiny["bidirectional"], checkpoint)
+    replaced = sweep(checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "3")
+    assert "changed since: checkpoint" in replaced.stderr
+    fresh = tmp_path / "fresh"
+    sweep(trained_tiny["bidirectional"], prepared_tiny, fresh, "--k", "2", "--max-instances", "3")
+    assert predictions(run) == predictions(fresh / f"k2_seg{READ_STEP_MS}")
+    assert not list(out.glob("*.partial"))
+
+
+def test_killed_sweep_rerun_is_complete_and_keeps_finished_runs(
+    trained_tiny: dict[str, Path], prepared_tiny: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "simul"
+    flags = ("--k", "1", "2", "--segment-size", "80", "--max-instances", "10")
+    process = subprocess.Popen(
+        sweep_command(trained_tiny["chunk-causal"], prepared_tiny, out, *flags),
+        env=single_thread_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    second = out / "k2_seg80.partial" / "instances.log"
+    deadline = time.monotonic() + 300
+    while not second.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the sweep and its simuleval, mid-run
+    process.wait()
+    assert second.exists(), "the sweep did not reach its second run"
+    assert (out / "k1_seg80" / ".done").is_file() and not (out / "k2_seg80").exists()
+    finished = (out / "k1_seg80" / "instances.log").stat().st_mtime_ns
+
+    result = sweep(trained_tiny["chunk-causal"], prepared_tiny, out, *flags)
+    assert "k=1 segment=80 ms: done before" in result.stderr
+    assert (out / "k1_seg80" / "instances.log").stat().st_mtime_ns == finished
+    assert [(r["k"], r["n_instances"]) for r in rows(out)] == [("1", "10"), ("2", "10")]
+    assert len(predictions(out / "k2_seg80")) == 10
+    assert not list(out.glob("*.partial"))
+
+
+def test_sweep_where_no_instance_writes_a_word_reports_nan_latency(
+    trained_tiny: dict[str, Path], prepared_tiny: Path, tmp_path: Path
+) -> None:
+    """Empty wavs only: SimulEval's own scorer would end in ``StatisticsError``; the sweep
+    scores the log itself (BLEU 0, latency nan) and exits 0."""
+    import soundfile as sf
+
+    data = tmp_path / "data"
+    shutil.copytree(prepared_tiny, data, ignore=shutil.ignore_patterns("*.zip", "simuleval"))
+    split = data / "simuleval" / "empty"
+    split.mkdir(parents=True)
+    for i in range(2):
+        sf.write(split / f"e{i}.wav", [], 16000, subtype="PCM_16")
+    (split / "source.txt").write_text("".join(f"{split / f'e{i}.wav'}\n" for i in range(2)))
+    (split / "target.txt").write_text("ein Satz\nnoch einer\n")
+    out = tmp_path / "simul"
+    sweep(trained_tiny["chunk-causal"], data, out, "--split", "empty", "--k", "2")
+    (row,) = rows(out)
+    assert row["n_instances"] == "2" and float(row["BLEU"]) == 0.0
+    assert row["AL"] == "nan" and row["AL_CA"] == "nan"
