@@ -125,3 +125,18 @@ def test_mt_lagging_check_tokenizes_only_what_could_be_longest() -> None:
     with pytest.raises(ValueError, match=r"\(9 tokens"):
         check_mt_lagging("train", split, SimpleNamespace(mt_waitk_lagging=20, waitk_lagging=3))
     assert split.tokenized == [0]
+
+
+def test_conflict_engine_projects_mt_on_encoder_layers_and_st_decoder(setup) -> None:
+    """MT is one more auxiliary for the engine: its (st, mt) pairs cover the shared encoder
+    layers and the ST decoder, never the subsampler it skips."""
+    from fairseq_mgcm.conflict import ConflictEngine
+
+    task, model, sample = setup
+    losses, _, _ = _criterion(task, mt_weight=0.3).compute_task_losses(model, sample)
+    engine = ConflictEngine(model, method="mgcm", granularity="module", aux_mode="separate")
+    stats = engine.backward(losses, primary="st")
+    mt_modules = {r.module for r in stats.records if r.tasks == ("st", "mt")}
+    assert any(m.startswith("decoder.layers.0.") for m in mt_modules)
+    assert any(m.startswith("encoder.layers.0.") for m in mt_modules)
+    assert "encoder.subsample" not in mt_modules
