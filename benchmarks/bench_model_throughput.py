@@ -10,7 +10,13 @@ Sizes match the paper-like setting: 12 encoder / 6 decoder layers, dim 256, 4 he
   monotonic attention (its SimulST wait-k model), built from an argparse Namespace because its
   ``fairseq-train`` command line fails under hydra 1.3;
 - ``ours_st``: ``waitk_s2t_transformer_s`` with the ST decoder only (the same work as fairseq's);
-- ``ours_multitask``: ours with the CTC head and ASR decoder too (what MGCM training runs).
+- ``ours_multitask``: ours with the CTC head and ASR decoder too (what MGCM training runs);
+- ``ours_multitask_mt``: ``ours_multitask`` plus the MT auxiliary (``--mt-text-encoder``,
+  ``--mt-weight 0.3``: the transcript through the shared encoder layers into the ST decoder),
+  the paper's task set, to measure what MT adds.
+
+``--size tiny`` builds ``waitk_s2t_transformer_tiny`` for our variants instead (fairseq's model
+has no tiny counterpart: leave it out with ``--variants``).
 
 Each variant runs in a fresh subprocess, so peak memory is its own: on CUDA
 ``torch.cuda.max_memory_allocated``; on CPU the growth of peak RSS (``ru_maxrss``) from just
@@ -20,7 +26,8 @@ rounds and the best time per variant counts. Ratios (ours / fairseq) come from t
 Usage:
     OMP_NUM_THREADS=2 python benchmarks/bench_model_throughput.py [--device cpu|cuda] \\
         [--batch-size 8] [--batches 3] [--min-frames 300] [--max-frames 900] [--steps 4] \\
-        [--warmup 1] [--repeats 2] [--threads 2] [--json out.json]
+        [--warmup 1] [--repeats 2] [--threads 2] [--size s|tiny] [--variants a,b] \\
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from types import ModuleType, SimpleNamespace
 
 import torch
 
-VARIANTS = ("fairseq", "ours_st", "ours_multitask")
+VARIANTS = ("fairseq", "ours_st", "ours_multitask", "ours_multitask_mt")
 VOCAB_TGT, VOCAB_SRC = 8000, 5000
 
 
@@ -164,16 +171,25 @@ def build_fairseq_waitk(opts: argparse.Namespace) -> tuple[torch.nn.Module, call
     return model, _st_loss_fn(model)
 
 
-def build_ours(opts: argparse.Namespace, multitask: bool) -> tuple[torch.nn.Module, callable]:
+def build_ours(
+    opts: argparse.Namespace, multitask: bool, mt: bool = False
+) -> tuple[torch.nn.Module, callable]:
     import fairseq_mgcm  # noqa: F401  registers the model
     from fairseq_mgcm.criterions import StCtcAsrConfig, StCtcAsrCriterion
     from fairseq_mgcm.models import WaitkS2TTransformerModel
-    from fairseq_mgcm.models.waitk_s2t_transformer import waitk_s2t_transformer_s
+    from fairseq_mgcm.models.waitk_s2t_transformer import (
+        waitk_s2t_transformer_s,
+        waitk_s2t_transformer_tiny,
+    )
 
     cfg = argparse.Namespace(
-        waitk_lagging=opts.waitk, pre_decision_ratio=opts.ratio, encoder_chunk_size=opts.chunk
+        waitk_lagging=opts.waitk,
+        pre_decision_ratio=opts.ratio,
+        encoder_chunk_size=opts.chunk,
+        mt_text_encoder=mt,
     )
-    waitk_s2t_transformer_s(cfg)
+    arch = waitk_s2t_transformer_tiny if opts.size == "tiny" else waitk_s2t_transformer_s
+    arch(cfg)
     task = SimpleNamespace(
         target_dictionary=_dictionary(VOCAB_TGT),
         transcript_dictionary=_dictionary(VOCAB_SRC) if multitask else None,
@@ -183,7 +199,9 @@ def build_ours(opts: argparse.Namespace, multitask: bool) -> tuple[torch.nn.Modu
     model = WaitkS2TTransformerModel.build_model(cfg, task)
     if not multitask:
         return model, _st_loss_fn(model)
-    criterion = StCtcAsrCriterion(StCtcAsrConfig(sentence_avg=False), task)
+    criterion = StCtcAsrCriterion(
+        StCtcAsrConfig(sentence_avg=False, mt_weight=0.3 if mt else 0.0), task
+    )
 
     def loss_fn(batch: dict) -> torch.Tensor:
         return criterion(model, batch)[0]
@@ -222,7 +240,11 @@ def measure(variant: str, opts: argparse.Namespace, queue: mp.Queue) -> None:
     if variant == "fairseq":
         model, loss_fn = build_fairseq_waitk(opts)
     else:
-        model, loss_fn = build_ours(opts, multitask=variant == "ours_multitask")
+        model, loss_fn = build_ours(
+            opts,
+            multitask=variant.startswith("ours_multitask"),
+            mt=variant == "ours_multitask_mt",
+        )
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
@@ -286,6 +308,7 @@ def main() -> None:
     parser.add_argument("--waitk", type=int, default=3)
     parser.add_argument("--ratio", type=int, default=8, help="pre-decision ratio (frames)")
     parser.add_argument("--chunk", type=int, default=0, help="our encoder chunk size (0: bidir)")
+    parser.add_argument("--size", choices=("s", "tiny"), default="s", help="our architecture")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     opts = parser.parse_args()

@@ -21,4 +21,12 @@ class StCtcAsrConfig(FairseqDataclass):
     asr_weight: float = field(
         default=0.3, metadata={"help": "weight of the ASR decoder's cross-entropy (0: off)"}
     )
+    mt_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of the MT auxiliary's cross-entropy (transcript -> German through the "
+            "shared encoder layers and the ST decoder; needs the model option "
+            "--mt-text-encoder; 0: off)"
+        },
+    )
     sentence_avg: bool = II("optimization.sentence_avg")

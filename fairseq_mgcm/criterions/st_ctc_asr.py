@@ -1,8 +1,10 @@
-"""The registered criterion ``st_ctc_asr``: ST cross-entropy plus CTC and ASR auxiliary losses.
+"""The registered criterion ``st_ctc_asr``: ST cross-entropy plus CTC, ASR and MT auxiliaries.
 
-    loss = L_st + ctc_weight * L_ctc + asr_weight * L_asr
+    loss = L_st + ctc_weight * L_ctc + asr_weight * L_asr + mt_weight * L_mt
 
-L_st and L_asr are label-smoothed cross-entropies summed over target tokens (padding excluded);
+L_st, L_asr and L_mt are label-smoothed cross-entropies summed over target tokens (padding
+excluded; L_mt is the ST decoder translating the English transcript, run through the shared
+encoder layers, into the same German target);
 L_ctc is CTC on the encoder output against the transcript without its EOS, summed over
 utterances (``zero_infinity``: an utterance too short for its transcript contributes zero
 instead of inf). The CTC blank is ``<s>`` (index 0 of the source dictionary), a symbol that
@@ -24,6 +26,7 @@ from fairseq.logging import metrics
 from torch import Tensor
 
 from fairseq_mgcm.criterions.config import StCtcAsrConfig
+from fairseq_mgcm.criterions.mt_checks import check_mt_lagging
 
 
 def _log_softmax(logits: Tensor) -> Tensor:
@@ -37,21 +40,29 @@ class StCtcAsrCriterion(FairseqCriterion):
 
     def __init__(self, cfg: StCtcAsrConfig, task) -> None:
         super().__init__(task)
-        for name in ("label_smoothing", "st_weight", "ctc_weight", "asr_weight"):
+        for name in ("label_smoothing", "st_weight", "ctc_weight", "asr_weight", "mt_weight"):
             if getattr(cfg, name) < 0:
                 raise ValueError(
                     f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}"
                 )
         self.eps = cfg.label_smoothing
-        self.weights = {"st": cfg.st_weight, "ctc": cfg.ctc_weight, "asr": cfg.asr_weight}
+        self.weights = {
+            "st": cfg.st_weight,
+            "ctc": cfg.ctc_weight,
+            "asr": cfg.asr_weight,
+            "mt": cfg.mt_weight,
+        }
         if not any(self.weights.values()):
-            raise ValueError("--st-weight, --ctc-weight and --asr-weight are all 0: nothing to train")
+            raise ValueError(
+                "--st-weight, --ctc-weight, --asr-weight and --mt-weight are all 0: nothing to train"
+            )
         self.sentence_avg = cfg.sentence_avg
         src_dict = getattr(task, "transcript_dictionary", None)
         if src_dict is None:
+            flag = "--mt-weight > 0" if cfg.mt_weight > 0 else "--criterion st_ctc_asr"
             raise ValueError(
-                "--criterion st_ctc_asr needs a task with transcripts "
-                "(--task speech_to_text_multitask)"
+                f"{flag} needs a task with transcripts and a source dictionary "
+                "(--task speech_to_text_multitask, src_vocab_filename in config.yaml)"
             )
         self.blank_idx = src_dict.bos()
         self.src_pad = src_dict.pad()
@@ -61,12 +72,34 @@ class StCtcAsrCriterion(FairseqCriterion):
     def build_criterion(cls, cfg: StCtcAsrConfig, task) -> "StCtcAsrCriterion":
         return cls(cfg, task)
 
+    def check_model_config(self, model_cfg) -> None:
+        """Start-up check that the model can serve the enabled tasks (the task calls it after
+        building both, before any data is read)."""
+        if self.weights["mt"] > 0 and not getattr(model_cfg, "mt_text_encoder", False):
+            raise ValueError(
+                f"--mt-weight {self.weights['mt']} needs the model option --mt-text-encoder "
+                "(the MT embedding that feeds the transcript to the shared encoder layers)"
+            )
+
+    def check_dataset(self, split: str, dataset, model_cfg) -> None:
+        """Start-up check of a loaded split against the MT wait-k (see
+        :func:`fairseq_mgcm.criterions.mt_checks.check_mt_lagging`)."""
+        if self.weights["mt"] > 0:
+            check_mt_lagging(split, dataset, model_cfg)
+
     def compute_task_losses(self, model, sample) -> tuple[dict[str, Tensor], int, dict]:
-        """Weighted per-task losses ``{"st", "ctc", "asr"}`` (sum-reduced; a task with weight 0
-        is left out), the sample size and the logging output, from one forward pass."""
+        """Weighted per-task losses ``{"st", "ctc", "asr", "mt"}`` (sum-reduced; a task with
+        weight 0 is left out), the sample size and the logging output, from one forward pass."""
         net_input = dict(sample["net_input"])
         if self.weights["asr"] == 0:
             net_input.pop("prev_transcript_tokens", None)
+        if self.weights["mt"] > 0:
+            if sample.get("transcript") is None:
+                raise ValueError(
+                    "--mt-weight > 0 needs batches with a transcript (src_text column)"
+                )
+            net_input["mt_source_tokens"] = sample["transcript"]
+            net_input["mt_source_lengths"] = sample.get("transcript_lengths")
         net_output = model(**net_input)
         extra = net_output[1]
 
@@ -95,6 +128,13 @@ class StCtcAsrCriterion(FairseqCriterion):
             losses["asr"] = self.weights["asr"] * asr_loss
             logging_output["asr_loss"] = asr_loss.data
             logging_output["asr_nll_loss"] = asr_nll.data
+        if self.weights["mt"] > 0:
+            mt_loss, mt_nll = self._cross_entropy(
+                extra["mt_out"][0], sample["target"], self.padding_idx
+            )
+            losses["mt"] = self.weights["mt"] * mt_loss
+            logging_output["mt_loss"] = mt_loss.data
+            logging_output["mt_nll_loss"] = mt_nll.data
         logging_output["loss"] = sum(loss.data for loss in losses.values())
         logging_output["nll_loss"] = st_nll.data
         return losses, sample_size, logging_output
@@ -146,6 +186,9 @@ class StCtcAsrCriterion(FairseqCriterion):
             if any(key in log for log in logging_outputs):
                 value = total(key) / max(transcript_ntokens, 1) / ln2
                 metrics.log_scalar(key, value, transcript_ntokens, round=3)
+        for key in ("mt_loss", "mt_nll_loss"):  # per German target token, like st_loss
+            if any(key in log for log in logging_outputs):
+                metrics.log_scalar(key, total(key) / max(ntokens, 1) / ln2, ntokens, round=3)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

@@ -25,11 +25,13 @@ class WaitkS2TConfig(FairseqDataclass):
     conv_kernel_sizes: str = field(
         default="5,5", metadata={"help": "odd kernel sizes of the stride-2 subsampler convs"}
     )
-    encoder_chunk_size: int = field(
-        default=0,
+    encoder_chunk_size: Optional[int] = field(
+        default=None,
         metadata={
             "help": "chunk-causal encoder: each encoder frame sees its chunk of N frames and "
-            "every earlier chunk (needs a causal subsampler, used automatically); 0 = bidirectional"
+            "every earlier chunk (needs a causal subsampler, used automatically); 0 = "
+            "bidirectional (sees future audio: warned about with --waitk-lagging); unset: the "
+            "read step (--pre-decision-ratio) with --waitk-lagging, else 0"
         },
     )
     waitk_lagging: Optional[int] = field(
@@ -39,9 +41,35 @@ class WaitkS2TConfig(FairseqDataclass):
         default=False,
         metadata={"help": "multipath wait-k: draw k uniformly from [1, --waitk-lagging] per batch"},
     )
-    pre_decision_ratio: int = field(
-        default=8,
-        metadata={"help": "encoder frames per read step (each 40 ms after 4x subsampling)"},
+    waitk_full_context_prob: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "multipath wait-k: probability that a training batch takes the full-context "
+            "(offline) path, so offline decoding matches a path the model trained on (Elbayad "
+            "et al. 2020); unset: 1 / (K + 1), i.e. k uniform over {1..K, infinity}; 0: never"
+        },
+    )
+    pre_decision_ratio: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "encoder frames per read step (each 40 ms after 4x subsampling); unset: the "
+            "architecture's value (waitk_s2t_transformer_s 7, _tiny 4)"
+        },
+    )
+    mt_text_encoder: bool = field(
+        default=False,
+        metadata={
+            "help": "add the MT front-end: an English token embedding with positions that feeds "
+            "the transcript through the shared encoder layers (no subsampler) into the ST "
+            "decoder; needed by --mt-weight > 0"
+        },
+    )
+    mt_waitk_lagging: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "wait-k lagging of the MT auxiliary in source tokens (read step 1 token; "
+            "drawn from [1, K] under --waitk-multipath); unset: --waitk-lagging"
+        },
     )
     dropout: float = field(default=0.1, metadata={"help": "dropout probability"})
     attention_dropout: float = field(default=0.1, metadata={"help": "attention dropout"})

@@ -2,8 +2,12 @@
 
 Training (no ``incremental_state``): target token i (0-based) attends only to encoder frames
 ``[0, (k + i) * r)``, k the lagging and r the pre-decision ratio (encoder frames per read step).
-With multipath wait-k a k is drawn uniformly from ``[1, K]`` for each training batch; with no k
-the decoder is offline (sees every frame).
+With multipath wait-k each training batch takes the full-context path with probability p
+(default ``1 / (K + 1)``) and otherwise a k drawn uniformly from ``[1, K]``: Elbayad et al.
+(2020) train every k up to the source length, and without the full-context path offline decoding
+(``fairseq-generate``, ``--eval-bleu``, a sweep's k = 1000) would run the model in a setting it
+never trained in. With no k the decoder is offline (sees every frame). The MT auxiliary passes
+its own :class:`ReadSchedule` (k in source tokens, one token per read step).
 
 Inference (``incremental_state`` given): the decoder attends to all encoder frames it is handed,
 because the caller (the SimulEval agent, or fairseq's SequenceGenerator for offline decoding)
@@ -15,6 +19,7 @@ appended when the encoder's prefix is stable (chunk-causal), everything is re-pr
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from fairseq.data import Dictionary
@@ -26,6 +31,48 @@ from fairseq_mgcm.models._kv_cache import KVCache
 from fairseq_mgcm.models._layers import DecoderLayer, sinusoidal_positions
 
 IncrementalState = dict[str, dict[str, Tensor | None]]
+
+
+@dataclass(frozen=True)
+class ReadSchedule:
+    """How a training forward masks the encoder: token i reads ``[0, (k + i) * ratio)``.
+
+    ``lagging`` None: offline. ``multipath``: k drawn per forward (see the module docstring),
+    ``full_context_prob`` the chance of the full-context path then.
+    """
+
+    lagging: int | None
+    ratio: int = 1
+    multipath: bool = False
+    full_context_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.lagging is not None and self.lagging < 1:
+            raise ValueError(f"--waitk-lagging must be >= 1, got {self.lagging}")
+        if self.ratio < 1:
+            raise ValueError(f"--pre-decision-ratio must be >= 1, got {self.ratio}")
+        if self.multipath and self.lagging is None:
+            raise ValueError("--waitk-multipath needs --waitk-lagging (the largest k to sample)")
+        if not 0.0 <= self.full_context_prob <= 1.0:
+            raise ValueError(
+                f"--waitk-full-context-prob must be in [0, 1], got {self.full_context_prob}"
+            )
+
+    def sample(self, training: bool) -> int | None:
+        """The k of one forward pass (None: full context)."""
+        if not (self.multipath and training):
+            return self.lagging
+        assert self.lagging is not None
+        if self.full_context_prob > 0 and float(torch.rand(())) < self.full_context_prob:
+            return None
+        return int(torch.randint(1, self.lagging + 1, ()).item())
+
+
+def default_full_context_prob(lagging: int | None, prob: float | None) -> float:
+    """``prob`` if given, else ``1 / (K + 1)``: k uniform over ``{1..K, infinity}``."""
+    if prob is not None:
+        return prob
+    return 1.0 / (lagging + 1) if lagging is not None else 0.0
 
 
 class WaitkTransformerDecoder(FairseqIncrementalDecoder):
@@ -47,14 +94,12 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         pre_decision_ratio: int = 1,
         waitk_multipath: bool = False,
         encoder_prefix_stable: bool = False,
+        full_context_prob: float = 0.0,
     ) -> None:
         super().__init__(dictionary)
-        if waitk_lagging is not None and waitk_lagging < 1:
-            raise ValueError(f"--waitk-lagging must be >= 1, got {waitk_lagging}")
-        if pre_decision_ratio < 1:
-            raise ValueError(f"--pre-decision-ratio must be >= 1, got {pre_decision_ratio}")
-        if waitk_multipath and waitk_lagging is None:
-            raise ValueError("--waitk-multipath needs --waitk-lagging (the largest k to sample)")
+        self.schedule = ReadSchedule(
+            waitk_lagging, pre_decision_ratio, waitk_multipath, full_context_prob
+        )
         self.waitk_lagging = waitk_lagging
         self.pre_decision_ratio = pre_decision_ratio
         self.waitk_multipath = waitk_multipath
@@ -87,19 +132,23 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         return self.max_target_positions
 
     def sample_lagging(self) -> int | None:
-        """The k for this forward pass: drawn from [1, K] in multipath training, else K."""
-        if self.waitk_multipath and self.training:
-            assert self.waitk_lagging is not None
-            return int(torch.randint(1, self.waitk_lagging + 1, ()).item())
-        return self.waitk_lagging
+        """The k for this forward pass (see :meth:`ReadSchedule.sample`; None: full context)."""
+        return self.schedule.sample(self.training)
 
     def waitk_mask(
-        self, tgt_len: int, src_len: int, k: int | None, device: torch.device
+        self,
+        tgt_len: int,
+        src_len: int,
+        k: int | None,
+        device: torch.device,
+        ratio: int | None = None,
     ) -> Tensor | None:
-        """``[tgt_len, src_len]`` boolean: token i may read frames ``[0, (k + i) * r)``."""
+        """``[tgt_len, src_len]`` boolean: token i may read frames ``[0, (k + i) * r)``
+        (r = ``ratio``, default the pre-decision ratio)."""
         if k is None:
             return None
-        limits = (k + torch.arange(tgt_len, device=device)) * self.pre_decision_ratio
+        ratio = self.pre_decision_ratio if ratio is None else ratio
+        limits = (k + torch.arange(tgt_len, device=device)) * ratio
         return torch.arange(src_len, device=device)[None, :] < limits[:, None]
 
     def forward(
@@ -109,10 +158,17 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         incremental_state: IncrementalState | None = None,
         features_only: bool = False,
         refresh_encoder_cache: bool = False,
+        read_schedule: ReadSchedule | None = None,
         **kwargs,
     ) -> tuple[Tensor, dict]:
+        """``read_schedule`` replaces the decoder's own wait-k schedule for this training
+        forward (the MT auxiliary reads source tokens, not encoder frames)."""
         x, extra = self.extract_features(
-            prev_output_tokens, encoder_out, incremental_state, refresh_encoder_cache
+            prev_output_tokens,
+            encoder_out,
+            incremental_state,
+            refresh_encoder_cache,
+            read_schedule=read_schedule,
         )
         return (x if features_only else self.output_layer(x)), extra
 
@@ -125,6 +181,7 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         encoder_out: dict[str, list[Tensor]] | None = None,
         incremental_state: IncrementalState | None = None,
         refresh_encoder_cache: bool = False,
+        read_schedule: ReadSchedule | None = None,
         **kwargs,
     ) -> tuple[Tensor, dict]:
         """Features ``[B, T_new, C]`` of the positions not yet in ``incremental_state``."""
@@ -152,9 +209,11 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
 
         # one new position may see every cached one: no mask (the common incremental step)
         self_mask = causal_mask(n_new, x.device, offset=n_done) if n_new > 1 else None
-        k = None if incremental else self.sample_lagging()
+        schedule = read_schedule or self.schedule
+        k = None if incremental else schedule.sample(self.training)
         encoder_mask = combine_masks(
-            self.waitk_mask(n_new, enc.shape[1], k, x.device), key_padding_to_mask(enc_padding)
+            self.waitk_mask(n_new, enc.shape[1], k, x.device, schedule.ratio),
+            key_padding_to_mask(enc_padding),
         )
         for i, layer in enumerate(self.layers):
             encoder_kv = self._encoder_kv(
@@ -170,7 +229,8 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
             if incremental:
                 cache[f"self_k_{i}"], cache[f"self_v_{i}"] = self_kv.key, self_kv.value
                 cache[f"self_kbuf_{i}"], cache[f"self_vbuf_{i}"] = (
-                    self_kv.key_buffer, self_kv.value_buffer
+                    self_kv.key_buffer,
+                    self_kv.value_buffer,
                 )
         x = self.layer_norm(x)
         if incremental:

@@ -132,10 +132,20 @@ class WaitkS2TEncoder(FairseqEncoder):
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor, **kwargs) -> dict[str, list[Tensor]]:
         x, lengths = self._embed(src_tokens, src_lengths)
+        return self.encode_embedded(x, lengths, self.chunk_size)
+
+    def encode_embedded(
+        self, x: Tensor, lengths: Tensor, chunk_size: int
+    ) -> dict[str, list[Tensor]]:
+        """Run the shared layers on embedded inputs ``[B, T, C]`` (subsampled speech, or the MT
+        auxiliary's token embeddings), each position seeing its chunk of ``chunk_size`` and the
+        earlier ones (0: everything)."""
         padding_mask = torch.arange(x.shape[1], device=x.device)[None, :] >= lengths[:, None]
-        mask = combine_masks(
-            self.chunk_mask(x.shape[1], x.device), key_padding_to_mask(padding_mask)
-        )
+        chunk_mask = None
+        if chunk_size > 0:
+            chunk = torch.arange(x.shape[1], device=x.device) // chunk_size
+            chunk_mask = chunk[None, :] <= chunk[:, None]
+        mask = combine_masks(chunk_mask, key_padding_to_mask(padding_mask))
         for layer in self.layers:
             x = layer(x, mask)
         x = self.layer_norm(x)

@@ -73,6 +73,8 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
         self.src_dict = src_dict
         self.sequence_generator = None
         self._conflict_backward = None
+        self._model_cfg = None  # kept for the criterion's start-up checks
+        self._start_up_checks = None
         _resolve_data_paths(self.data_cfg)
 
     @classmethod
@@ -97,6 +99,8 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
             src_dict=self.src_dict,
             is_train_split=split.startswith("train"),
         )
+        if self._start_up_checks is not None and split.startswith("train"):
+            self._start_up_checks.check_dataset(split, self.datasets[split], self._model_cfg)
 
     def build_model(self, cfg, from_checkpoint: bool = False):
         if from_checkpoint and getattr(cfg, "load_pretrained_encoder_from", None):
@@ -106,6 +110,7 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
             with open_dict(cfg):
                 cfg.load_pretrained_encoder_from = None
         model = FairseqTask.build_model(self, cfg, from_checkpoint)
+        self._model_cfg = cfg
         if self.cfg.eval_bleu:
             gen_args = Namespace(**json.loads(self.cfg.eval_bleu_args))
             self.sequence_generator = self.build_generator([model], gen_args)
@@ -126,6 +131,15 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
         check_cmvn(state_dict, current, "the checkpoint",
                    str(Path(self.cfg.data) / self.cfg.config_yaml))  # fmt: skip
         super().load_state_dict({k: v for k, v in state_dict.items() if k != TASK_STATE_KEY})
+
+    def build_criterion(self, cfg):
+        """fairseq's criterion, checked against the model built before it (e.g. --mt-weight
+        needs --mt-text-encoder) and, when the train split loads, against its data."""
+        criterion = super().build_criterion(cfg)
+        if hasattr(criterion, "check_model_config") and self._model_cfg is not None:
+            criterion.check_model_config(self._model_cfg)
+            self._start_up_checks = criterion
+        return criterion
 
     def build_src_bpe(self):
         """The English SentencePiece tokenizer of the transcripts (None if not configured)."""
@@ -160,7 +174,7 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
             if ignore_grad:
                 losses = {name: loss * 0 for name, loss in losses.items()}
             # ST is the primary task; ASR pre-training (--st-weight 0) makes ASR primary.
-            primary = next(task for task in ("st", "asr", "ctc") if task in losses)
+            primary = next(task for task in ("st", "asr", "ctc", "mt") if task in losses)
             with torch.autograd.profiler.record_function("backward"):
                 conflict_backward(optimizer, model, losses, primary=primary, update_num=update_num)
         return sum(loss.detach() for loss in losses.values()), sample_size, logging_output

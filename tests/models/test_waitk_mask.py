@@ -83,7 +83,7 @@ def test_padding_frames_are_never_read() -> None:
 
 
 def test_multipath_draws_k_per_training_batch_and_uses_max_k_in_eval() -> None:
-    model = tiny_model(waitk_lagging=4, waitk_multipath=True)
+    model = tiny_model(waitk_lagging=4, waitk_multipath=True, waitk_full_context_prob=0.0)
     prev = torch.randint(4, 30, (1, 3))
     out = _encoder_out(torch.randn(30, 1, 128, dtype=torch.float64))
     model.train()
@@ -100,6 +100,11 @@ def test_multipath_draws_k_per_training_batch_and_uses_max_k_in_eval() -> None:
         ({"pre_decision_ratio": 0}, "--pre-decision-ratio"),
         ({"waitk_multipath": True}, "--waitk-multipath"),
         ({"encoder_chunk_size": -1}, "--encoder-chunk-size"),
+        (
+            {"waitk_lagging": 3, "waitk_multipath": True, "waitk_full_context_prob": 1.5},
+            "--waitk-full-context-prob",
+        ),
+        ({"mt_waitk_lagging": 3, "mt_text_encoder": True}, "--mt-waitk-lagging"),
     ],
 )
 def test_bad_options_name_their_flag(options: dict, flag: str) -> None:
