@@ -62,10 +62,9 @@ def test_update_freq_adds_micro_batches(method: str, tasks: tuple[str, ...]) -> 
 @pytest.fixture
 def accelerator_coefficients(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the per-group coefficients as tensors, as on CUDA (no host reads, no skipping)."""
-    from fairseq_mgcm.conflict import _stash, _streaming
+    from fairseq_mgcm.conflict import _apply
 
-    for module in (_stash, _streaming):
-        monkeypatch.setattr(module, "host_scalars", lambda *values: values)
+    monkeypatch.setattr(_apply, "host_scalars", lambda *values: values)
 
 
 @pytest.mark.parametrize("tasks", TASK_SETS, ids="+".join)
