@@ -1,7 +1,7 @@
 """fairseq-mgcm: simultaneous speech translation with modular gradient conflict mitigation.
 
 Load into fairseq with ``--user-dir fairseq_mgcm`` (or ``import fairseq_mgcm``). Importing the
-package registers the task, model and criterion, and allowlists the types fairseq checkpoints
+package registers the task, model, criterion and optimizer wrapper, and allowlists the types fairseq checkpoints
 hold so that they load under torch's safe ``torch.load`` (torch >= 2.6).
 """
 from fairseq_mgcm.checkpoint_safety import install_fairseq_safe_globals
@@ -9,6 +9,6 @@ from fairseq_mgcm.checkpoint_safety import install_fairseq_safe_globals
 install_fairseq_safe_globals()
 
 # Registration happens by importing each registry's package explicitly.
-from fairseq_mgcm import criterions, models, tasks  # noqa: E402,F401
+from fairseq_mgcm import criterions, models, optim, tasks  # noqa: E402,F401
 
 __version__ = "0.1.0"
