@@ -4,9 +4,10 @@ The writer aggregates the per-module records of every backward call over windows
 ``interval`` updates and writes one JSON line per window::
 
     {"schema": 2, "method": "mgcm", "first_step": 0, "last_step": 99, "calls": 800,
-     "modules": [{"module": "encoder.layers.0.self_attn", "kind": "attention", "pair": "ctc",
-                  "n": 800, "conflicts": 312, "cos_mean": -0.0123, "cos_n": 800}, ...]}
+     "columns": ["module", "kind", "pair", "n", "conflicts", "cos_mean", "cos_n"],
+     "rows": [["encoder.layers.0.self_attn", "attention", "ctc", 800, 312, -0.0123, 800], ...]}
 
+one row per (module, task pair) (rows, not objects: the key names would be 40% of the file).
 ``n`` counts the backward calls (micro-batches) in which both tasks reached the module,
 ``conflicts`` those in which their gradients pointed apart, ``cos_mean`` is the mean of the
 finite cosines (``cos_n`` of them; null when none). The size is bounded by the number of
@@ -25,9 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from fairseq_mgcm.atomic_files import atomic_open
 from fairseq_mgcm.conflict._stats import ConflictStats, ModuleConflict
 
 SCHEMA = 2
+COLUMNS = ("module", "kind", "pair", "n", "conflicts", "cos_mean", "cos_n")
 DEFAULT_INTERVAL = 100
 """Updates per line: 100k updates give 1,000 lines, ~25 MB for the s-size model's partition
 with two auxiliary tasks (tests/conflict/test_telemetry.py checks the bound)."""
@@ -35,7 +38,7 @@ KIND_ORDER = ("subsampler", "embedding", "attention", "ffn", "layernorm", "head"
               "model", "other")
 """The order in which readers list module kinds (the model's input side first)."""
 
-__all__ = ["DEFAULT_INTERVAL", "KIND_ORDER", "SCHEMA", "ModuleTally", "TelemetryWriter",
+__all__ = ["COLUMNS", "DEFAULT_INTERVAL", "KIND_ORDER", "SCHEMA", "ModuleTally", "TelemetryWriter",
            "Window", "pair_label", "read_windows", "summarize"]
 
 
@@ -93,20 +96,16 @@ class ModuleTally:
             self.cos_sum += record.cosine
             self.cos_n += 1
 
-    def to_json(self) -> dict[str, Any]:
+    def to_row(self) -> list[Any]:
         mean = self.cos_mean
-        return {"module": self.module, "kind": self.kind, "pair": self.pair, "n": self.n,
-                "conflicts": self.conflicts,
-                "cos_mean": round(mean, 4) if math.isfinite(mean) else None,
-                "cos_n": self.cos_n}
+        return [self.module, self.kind, self.pair, self.n, self.conflicts,
+                round(mean, 4) if math.isfinite(mean) else None, self.cos_n]
 
     @classmethod
-    def from_json(cls, entry: dict[str, Any]) -> ModuleTally:
-        cos_n = int(entry["cos_n"])
-        mean = entry["cos_mean"]
-        return cls(str(entry["module"]), str(entry["kind"]), str(entry["pair"]),
-                   int(entry["n"]), int(entry["conflicts"]),
-                   float(mean) * cos_n if mean is not None else 0.0, cos_n)
+    def from_row(cls, row: list[Any]) -> ModuleTally:
+        module, kind, pair, n, conflicts, mean, cos_n = row
+        return cls(str(module), str(kind), str(pair), int(n), int(conflicts),
+                   float(mean) * int(cos_n) if mean is not None else 0.0, int(cos_n))
 
 
 @dataclass
@@ -122,16 +121,20 @@ class Window:
     def to_json_line(self) -> str:
         return json.dumps({"schema": SCHEMA, "method": self.method,
                            "first_step": self.first_step, "last_step": self.last_step,
-                           "calls": self.calls,
-                           "modules": [m.to_json() for m in self.modules]},
+                           "calls": self.calls, "columns": list(COLUMNS),
+                           "rows": [m.to_row() for m in self.modules]},
                           separators=(",", ":"))
 
 
 class TelemetryWriter:
     """Aggregates :class:`ConflictStats` over windows of ``interval`` updates and appends one
-    line per window, flushed, so a resumed run continues the same file. ``flush()`` writes the
-    open window early (the optimizer calls it when a checkpoint is saved, so the file matches
-    the checkpoint); ``close()`` flushes and closes (also at interpreter exit)."""
+    line per window, flushed. ``flush()`` writes the open window early (the optimizer calls it
+    when a checkpoint is saved, so the file ends where the checkpoint does); ``close()``
+    flushes and closes (also at interpreter exit).
+
+    A resumed run continues the same file: before its first line it drops the lines of the
+    updates it is about to redo (``last_step`` at or after its first step), which a crash after
+    the last checkpoint may have left."""
 
     def __init__(self, path: str | os.PathLike[str], interval: int = DEFAULT_INTERVAL) -> None:
         if interval < 1:
@@ -142,11 +145,14 @@ class TelemetryWriter:
         self._window: Window | None = None
         self._tallies: dict[tuple[str, str], ModuleTally] = {}
         self._registered = False
+        self._first_step: int | None = None
 
     def add(self, stats: ConflictStats, step: int) -> None:
         """Count one backward call of update ``step``."""
         if not stats.records:
             return
+        if self._first_step is None:
+            self._first_step = step
         if self._window is not None and step // self.interval != (
                 self._window.first_step // self.interval):
             self.flush()
@@ -174,6 +180,8 @@ class TelemetryWriter:
             directory = os.path.dirname(self.path)
             if directory:
                 os.makedirs(directory, exist_ok=True)
+            if self._first_step is not None and os.path.exists(self.path):
+                _drop_from(Path(self.path), self._first_step)
             self._file = open(self.path, "a", encoding="utf-8")
             if not self._registered:
                 atexit.register(self.close)
@@ -188,6 +196,17 @@ class TelemetryWriter:
             self._file = None
 
 
+def _drop_from(path: Path, step: int) -> None:
+    """Rewrite ``path`` (atomically, streaming) without the windows that reach ``step``."""
+    with open(path, encoding="utf-8") as lines:
+        if all(json.loads(line)["last_step"] < step for line in lines if line.strip()):
+            return
+    with open(path, encoding="utf-8") as lines, atomic_open(path) as out:
+        for line in lines:
+            if line.strip() and json.loads(line)["last_step"] < step:
+                out.write(line)
+
+
 def read_windows(path: str | os.PathLike[str]) -> Iterator[Window]:
     """The windows of a telemetry file, one line at a time; a bad line raises ValueError
     naming ``file:line``."""
@@ -199,7 +218,9 @@ def read_windows(path: str | os.PathLike[str]) -> Iterator[Window]:
                 entry = json.loads(line)
                 if entry.get("schema") != SCHEMA:
                     raise ValueError(f"schema {entry.get('schema')!r}, expected {SCHEMA}")
-                modules = [ModuleTally.from_json(m) for m in entry["modules"]]
+                if tuple(entry["columns"]) != COLUMNS:
+                    raise ValueError(f"columns {entry['columns']}, expected {list(COLUMNS)}")
+                modules = [ModuleTally.from_row(row) for row in entry["rows"]]
                 yield Window(str(entry["method"]), int(entry["first_step"]),
                              int(entry["last_step"]), int(entry["calls"]), modules)
             except (ValueError, KeyError, TypeError, AttributeError) as error:

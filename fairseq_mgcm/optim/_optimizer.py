@@ -48,6 +48,10 @@ class ConflictAwareOptimizer(FairseqOptimizer):
             telemetry_interval=cfg.conflict_telemetry_interval,
             seed=cfg.seed,
         )
+        # Saving a checkpoint reads the torch optimizer's state (directly, under AMPOptimizer):
+        # write the open telemetry window then, so the telemetry file ends where it does.
+        self.base.optimizer.register_state_dict_pre_hook(
+            lambda _: self.conflict_backward.flush_telemetry())
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -82,12 +86,6 @@ class ConflictAwareOptimizer(FairseqOptimizer):
 
     def average_params(self) -> None:
         self.base.average_params()
-
-    def state_dict(self) -> dict:
-        """The base optimizer's state; saving a checkpoint also writes the open telemetry
-        window, so the telemetry file ends where the checkpoint does."""
-        self.conflict_backward.flush_telemetry()
-        return self.base.state_dict()
 
     def __getstate__(self) -> dict:
         return self.base.__getstate__()

@@ -6,6 +6,7 @@ import math
 import os
 from pathlib import Path
 
+from fairseq_mgcm.atomic_files import atomic_path
 from fairseq_mgcm.recipe.results import MethodResult
 
 __all__ = ["plot_bleu_al"]
@@ -46,8 +47,7 @@ def plot_bleu_al(results: list[MethodResult], output: str | os.PathLike,
     ax.legend()
     fig.tight_layout()
     output = Path(output)
-    tmp = output.with_name(output.stem + ".tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    os.replace(tmp, output)
     return output
