@@ -86,7 +86,7 @@ def test_paper_scale_stays_under_50_mb(tmp_path) -> None:
     generated records with full-precision cosines, and the file size is extrapolated to the
     1,000 windows of 100k updates (plus one early cut per checkpoint, ~100 epochs)."""
     groups = partition(waitk_model("s"), "module")
-    assert len(groups) > 80  # the real s-size partition, not a toy
+    assert len(groups) == 127  # the real s-size partition, not a toy
     rng = random.Random(0)
     pairs = ("ctc", "asr", "mt")
     path = tmp_path / "c.jsonl"
