@@ -1,8 +1,9 @@
 """fairseq-mgcm: simultaneous speech translation with modular gradient conflict mitigation.
 
 Load into fairseq with ``--user-dir fairseq_mgcm`` (or ``import fairseq_mgcm``). Importing the
-package registers the task, model, criterion and optimizer wrapper, and allowlists the types fairseq checkpoints
-hold so that they load under torch's safe ``torch.load`` (torch >= 2.6).
+package registers the task, model, criterion and optimizer wrapper (``conflict_aware``), and
+allowlists the types fairseq checkpoints hold so that they load under torch's safe
+``torch.load`` (torch >= 2.6).
 """
 from fairseq_mgcm.checkpoint_safety import install_fairseq_safe_globals
 

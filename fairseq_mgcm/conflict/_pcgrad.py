@@ -103,7 +103,7 @@ class PCGrad(ConflictMethod):
         flat = torch.empty(len(names), sum(sizes), dtype=dtype, device=params[0].device)
         reached = [False] * len(params)
         for i, name in enumerate(names):
-            grads = list(torch.autograd.grad(
+            grads: list[Tensor | None] = list(torch.autograd.grad(
                 losses[name], params, retain_graph=i < len(names) - 1, allow_unused=True
             ))
             offset = 0

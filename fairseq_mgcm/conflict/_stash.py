@@ -12,6 +12,7 @@ primary gradients of the groups shared with an auxiliary.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -87,6 +88,10 @@ class _StashedGroup:
             self._stash.clear()
 
 
+def _on_aux_accumulated(state: _StashedGroup, task: str, param: nn.Parameter) -> None:
+    state.on_aux_accumulated(task)
+
+
 def stash_backward(
     groups: tuple[Group, ...], rule: GroupProjection, primary_loss: Tensor,
     aux_losses: Mapping[str, Tensor], held: HeldBytes,
@@ -117,11 +122,8 @@ def stash_backward(
         involved = [state for state in states if task in state.tasks]
         for state in involved:
             for p in state.tasks[task]:
-                hooks.add(
-                    p,
-                    lambda param, grad, s=state, t=task: s.on_aux(t, param, grad),
-                    lambda param, s=state, t=task: s.on_aux_accumulated(t),
-                )
+                hooks.add(p, functools.partial(state.on_aux, task),
+                          functools.partial(_on_aux_accumulated, state, task))
         with hooks.active():
             aux_losses[task].backward(retain_graph=i < len(names) - 1)
         for state in involved:

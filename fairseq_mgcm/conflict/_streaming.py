@@ -57,7 +57,8 @@ class _StreamedGroup:
             return
         self._finished = True
         for param in self._aux_only:
-            self.sums.add_aux(param.grad, None)
+            if param.grad is not None:
+                self.sums.add_aux(param.grad, None)
         pieces = [Piece(param, self._incoming.pop(id(param), None), REST)
                   for param in self._primary + self._aux_only]
         apply_rule(self._rule, self.sums, pieces)

@@ -45,7 +45,8 @@ class StCtcAsrCriterion(FairseqCriterion):
         self.eps = cfg.label_smoothing
         self.weights = {"st": cfg.st_weight, "ctc": cfg.ctc_weight, "asr": cfg.asr_weight}
         if not any(self.weights.values()):
-            raise ValueError("--st-weight, --ctc-weight and --asr-weight are all 0: nothing to train")
+            raise ValueError(
+                "--st-weight, --ctc-weight and --asr-weight are all 0: nothing to train")
         self.sentence_avg = cfg.sentence_avg
         src_dict = getattr(task, "transcript_dictionary", None)
         if src_dict is None:

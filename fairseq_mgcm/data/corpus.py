@@ -24,7 +24,12 @@ from fairseq_mgcm.data.atomic import write_lines, write_text, write_wav
 from fairseq_mgcm.data.parallel import ordered_map
 from fairseq_mgcm.data.progress import Progress
 from fairseq_mgcm.data.speech_synthesis import (
-    SAMPLE_RATE, Speaker, available_voices, random_speaker, require_espeak, synthesize,
+    SAMPLE_RATE,
+    Speaker,
+    available_voices,
+    random_speaker,
+    require_espeak,
+    synthesize,
 )
 from fairseq_mgcm.data.text_sources import SPLITS, grammar_splits
 

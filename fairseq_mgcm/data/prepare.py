@@ -25,7 +25,10 @@ from fairseq_mgcm.data.atomic import atomic_open, atomic_path, write_lines, writ
 from fairseq_mgcm.data.cmvn import CmvnAccumulator
 from fairseq_mgcm.data.errors import CorpusError, where
 from fairseq_mgcm.data.features import (
-    N_MEL_BINS, read_segments, stored_entry_offsets, talk_features,
+    N_MEL_BINS,
+    read_segments,
+    stored_entry_offsets,
+    talk_features,
 )
 from fairseq_mgcm.data.mustc import SAMPLE_RATE, SplitData, find_lang_dir, read_split
 from fairseq_mgcm.data.parallel import ordered_map

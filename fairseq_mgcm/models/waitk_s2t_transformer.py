@@ -102,7 +102,8 @@ class WaitkS2TTransformerModel(FairseqEncoderDecoderModel):
         wanted = {k: v for k, v in state.items() if any(k.startswith(p) for p in prefixes)}
         own = {k: v for k, v in self.state_dict().items() if any(k.startswith(p) for p in prefixes)}
         missing = sorted(set(own) - set(wanted))
-        mismatched = sorted(k for k in own.keys() & wanted.keys() if own[k].shape != wanted[k].shape)
+        mismatched = sorted(
+            k for k in own.keys() & wanted.keys() if own[k].shape != wanted[k].shape)
         if missing or mismatched:
             raise ValueError(
                 f"--load-pretrained-encoder-from {path}: encoder does not match this model "

@@ -100,9 +100,9 @@ class ConflictAwareBackward:
         if (ddp is not None and self.method != "none" and not self._in_scope
                 and ddp.require_backward_grad_sync):
             raise RuntimeError(
-                "conflict method {!r} runs several backward passes: wrap the forward and this "
-                "call in ConflictAwareBackward.ddp_scope(model) so DDP does not all-reduce "
-                "after the first one".format(self.method)
+                f"conflict method {self.method!r} runs several backward passes: wrap the "
+                "forward and this call in ConflictAwareBackward.ddp_scope(model) (or "
+                "multitask_backward) so DDP does not all-reduce after the first one"
             )
         engine = self.engine(model)
         stats = engine.backward(scale_losses(optimizer, losses), primary)

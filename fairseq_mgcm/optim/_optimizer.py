@@ -7,8 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from fairseq.optim import FairseqOptimizer, register_optimizer
-from fairseq.optim import OPTIMIZER_REGISTRY
+from fairseq.optim import OPTIMIZER_REGISTRY, FairseqOptimizer, register_optimizer
 from omegaconf import DictConfig, OmegaConf
 
 from fairseq_mgcm.optim._config import BASE_OPTIMIZERS, ConflictAwareConfig

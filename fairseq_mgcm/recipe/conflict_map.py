@@ -21,7 +21,9 @@ Grid = tuple[list[str], list[float], list[list[float]]]
 
 
 def _span(path: Path) -> tuple[int, int, set[str]]:
-    first, last, pairs = None, None, set()
+    first: int | None = None
+    last: int | None = None
+    pairs: set[str] = set()
     for window in read_windows(path):
         first = window.first_step if first is None else min(first, window.first_step)
         last = window.last_step if last is None else max(last, window.last_step)

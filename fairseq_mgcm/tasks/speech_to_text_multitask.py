@@ -63,7 +63,8 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
     """
 
     cfg: SpeechToTextMultitaskConfig
-    add_args = classmethod(FairseqTask.add_args.__func__)  # options from the dataclass
+    # options from the dataclass
+    add_args = classmethod(FairseqTask.add_args.__func__)  # type: ignore[var-annotated]
 
     def __init__(
         self, cfg: SpeechToTextMultitaskConfig, tgt_dict: Dictionary, src_dict: Dictionary
