@@ -16,7 +16,7 @@ TRAIN_ARGS = """
 --task speech_to_text_multitask --arch waitk_s2t_transformer_tiny
 --criterion st_ctc_asr --ctc-weight 0.3 --asr-weight 0.3
 --encoder-chunk-size 4 --pre-decision-ratio 2 --waitk-lagging 3 --waitk-multipath
---optimizer adam --lr 2e-3 --lr-scheduler inverse_sqrt --warmup-updates 10
+--optimizer conflict_aware --base-optimizer adam --lr 2e-3 --lr-scheduler inverse_sqrt --warmup-updates 10
 --max-tokens 4000 --max-epoch 2 --num-workers 0 --log-format simple --no-progress-bar
 """
 
