@@ -11,11 +11,13 @@ from fairseq_mgcm.conflict._mgcm import MGCM
 from fairseq_mgcm.conflict._none import PlainSum
 from fairseq_mgcm.conflict._partition import GRANULARITIES, Group, describe, partition
 from fairseq_mgcm.conflict._pcgrad import PCGrad
-from fairseq_mgcm.conflict._projection import AUX_MODES
+from fairseq_mgcm.conflict._projection import AUX_MODES, GroupProjection
 from fairseq_mgcm.conflict._stats import ConflictStats
 
-METHODS = ("none", "mgcm", "pcgrad", "discard")
-"""The method names, in the order the command line lists them."""
+_CLASSES: tuple[type[ConflictMethod], ...] = (PlainSum, MGCM, PCGrad, Discard)
+METHODS = tuple(cls.name for cls in _CLASSES)
+"""The method names (``none``, ``mgcm``, ``pcgrad``, ``discard``), from the classes themselves:
+the command line's choices are built from this."""
 
 
 def make_method(name: str, aux_mode: str = "separate", seed: int = 0) -> ConflictMethod:
@@ -26,13 +28,12 @@ def make_method(name: str, aux_mode: str = "separate", seed: int = 0) -> Conflic
         raise ValueError(f"method must be one of {METHODS}, got {name!r}")
     if str(aux_mode) not in AUX_MODES:
         raise ValueError(f"aux_mode must be one of {AUX_MODES}, got {aux_mode!r}")
-    if name == "mgcm":
-        return MGCM(aux_mode)
-    if name == "discard":
-        return Discard(aux_mode)
-    if name == "pcgrad":
-        return PCGrad(seed)
-    return PlainSum()
+    cls = _CLASSES[METHODS.index(name)]
+    if issubclass(cls, GroupProjection):
+        return cls(aux_mode)
+    if issubclass(cls, PCGrad):
+        return cls(seed)
+    return cls()
 
 
 class ConflictEngine:

@@ -254,3 +254,54 @@ def test_bad_arguments_fail_clearly() -> None:
         ConflictEngine(model).backward(losses, "mt")
     with pytest.raises(ValueError, match="scalar"):
         ConflictEngine(model).backward({"st": torch.ones(2, requires_grad=True)}, "st")
+
+
+def test_methods_are_classes_on_one_base() -> None:
+    """The four methods share one base whose ``__call__`` checks the inputs; a method object
+    gives the same update as its name; a rule's (alpha, beta) is applied as given, and a rule
+    that does not declare ``scales_auxiliary`` may not return alpha != 1."""
+    from fairseq_mgcm.conflict import (
+        METHODS,
+        MGCM,
+        ConflictMethod,
+        Discard,
+        GroupProjection,
+        PCGrad,
+        PlainSum,
+        make_method,
+    )
+
+    assert [type(make_method(name)) for name in METHODS] == [PlainSum, MGCM, PCGrad, Discard]
+    assert all(isinstance(make_method(name), ConflictMethod) for name in METHODS)
+    model = toy_model(8)
+    losses = toy_losses(model, 8, anti=2.0)
+    groups = partition(model)
+    for method in (PlainSum(), MGCM(), Discard(), PCGrad()):
+        with pytest.raises(KeyError, match="primary"):
+            method(groups, losses(), "mt")
+        with pytest.raises(ValueError, match="scalar"):
+            method(groups, {"st": torch.ones(2, requires_grad=True)}, "st")
+    ConflictEngine(model, "mgcm", aux_mode="combined").backward(losses(), "st")
+    by_name = grads_of(model)
+    model.zero_grad(set_to_none=True)
+    ConflictEngine(model, MGCM(aux_mode="combined")).backward(losses(), "st")
+    assert_grads_close(grads_of(model), by_name)
+
+    class Halving(GroupProjection):  # alpha = 1/2 everywhere, but says it never scales
+        name = "halving"
+
+        def _coefficients(self, dot, primary_sq, conflict):
+            return 0.5, 0.0
+
+    model.zero_grad(set_to_none=True)
+    with pytest.raises(ValueError, match="scales_auxiliary"):
+        ConflictEngine(model, Halving()).backward(losses(), "st")
+    Halving.scales_auxiliary = True
+    model.zero_grad(set_to_none=True)
+    ConflictEngine(model, Halving(), granularity="model").backward(losses(), "st")
+    per_task = {t: _primary_grads(model, loss) for t, loss in losses().items()}
+    for name, grad in grads_of(model).items():  # p + (g_ctc + g_asr) / 2, as given
+        parts = [(1.0 if t == "st" else 0.5) * g[name] for t, g in per_task.items()
+                 if g[name] is not None]
+        if parts:
+            torch.testing.assert_close(grad, sum(parts), rtol=1e-9, atol=1e-11)
