@@ -1,12 +1,19 @@
 #!/usr/bin/env python
 """Step time and peak extra memory of the gradient-conflict methods, as ratios to ``none``.
 
-For each model size (``small``, ``medium``), each task set (``st+ctc``; ``st+ctc+asr``) and each
-method (``none``; ``pcgrad`` at model level; ``mgcm`` at ``parameter`` and ``module``
-granularity, auxiliaries ``separate`` and ``combined``), a *fresh subprocess* builds a speech
-encoder-decoder (conv subsampler, transformer encoder with a CTC head, ST decoder, ASR decoder),
-runs warm-up steps, then times forward + backward (CPU: process CPU time, which other jobs on a
-shared machine do not inflate; CUDA: wall time) and measures the step's peak memory:
+For each model size, each task set (``st+ctc``; ``st+ctc+asr``) and each method (``none``;
+``pcgrad`` at model level; ``mgcm`` at ``parameter`` and ``module`` granularity, auxiliaries
+``separate`` and ``combined``), a *fresh subprocess* builds the project's own model through its
+model code (``WaitkS2TTransformerModel``: conv subsampler, chunk-causal encoder with a CTC
+head, wait-k ST decoder, ASR decoder, tied decoder embeddings) and computes the losses with the
+project's criterion (``st_ctc_asr``, its default weights; ``--asr-weight 0`` for two tasks), on
+the same batches for every method. Sizes:
+
+* ``s``: ``waitk_s2t_transformer_s`` as shipped (dim 256, 12+6 layers, 4 heads, FFN 2048);
+* ``m``: the same code with dim 512 and 8 heads (fairseq's ``s2t_transformer_m`` widths).
+
+It runs warm-up steps, then times forward + backward (CPU: process CPU time, which other jobs
+on a shared machine do not inflate; CUDA: wall time) and measures the step's peak memory:
 
 * CPU: the peak resident set size of the step (``VmHWM`` after resetting it through
   ``/proc/self/clear_refs``) above the resident size before it, with glibc's mmap threshold
@@ -21,7 +28,7 @@ flat per-task gradients). The *projection share* is the time a method spends bey
 passes, as a share of its step. Gradients start as ``None`` (update-freq 1).
 
 usage: OMP_NUM_THREADS=1 python benchmarks/bench_conflict.py [--device cpu] [--steps 3]
-           [--sizes small,medium] [--json results.json]
+           [--sizes s,m] [--json results.json]
 """
 from __future__ import annotations
 
@@ -34,20 +41,25 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
-import torch.nn.functional as F
+from fairseq.data import Dictionary, data_utils
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fairseq_mgcm.atomic_files import write_text  # noqa: E402
 from fairseq_mgcm.conflict import ConflictEngine, partition  # noqa: E402
 from fairseq_mgcm.conflict._graph import reachable_leaves  # noqa: E402
+from fairseq_mgcm.criterions import StCtcAsrConfig, StCtcAsrCriterion  # noqa: E402
+from fairseq_mgcm.models import WaitkS2TTransformerModel  # noqa: E402
+from fairseq_mgcm.models.waitk_s2t_transformer import waitk_s2t_transformer_s  # noqa: E402
 
-SIZES = {  # dim, encoder layers, decoder layers, ffn, batch, frames, target tokens
-    "small": dict(dim=256, enc=6, dec=3, ffn=1024, batch=8, frames=400, tokens=30),
-    "medium": dict(dim=512, enc=8, dec=4, ffn=2048, batch=8, frames=400, tokens=30),
+SIZES = {  # architecture overrides on waitk_s2t_transformer_s
+    "s": {},
+    "m": {"embed_dim": 512, "attention_heads": 8},
 }
+BATCH = {"utterances": 8, "frames": 400, "tokens": 30}  # fbank frames, target tokens
 VOCAB_TGT, VOCAB_SRC, FEATURES = 2000, 1000, 80
 METHODS = [  # method, granularity, aux_mode
     ("none", "module", "separate"),
@@ -59,76 +71,64 @@ METHODS = [  # method, granularity, aux_mode
 ]
 
 
-class Conv1dSubsampler(nn.Module):
-    """Two stride-2 convolutions with GLU, as in fairseq's S2T transformer."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.conv_layers = nn.ModuleList([nn.Conv1d(FEATURES, dim, 5, 2, 2),
-                                          nn.Conv1d(dim // 2, 2 * dim, 5, 2, 2)])
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = x.transpose(1, 2)
-        for conv in self.conv_layers:
-            h = F.glu(conv(h), dim=1)
-        return h.transpose(1, 2)
+def _dictionary(n: int, prefix: str) -> Dictionary:
+    dictionary = Dictionary()
+    for i in range(n):
+        dictionary.add_symbol(f"{prefix}{i}")
+    return dictionary
 
 
-class _Decoder(nn.Module):
-    def __init__(self, vocab: int, dim: int, layers: int, ffn: int) -> None:
-        super().__init__()
-        self.embed_tokens = nn.Embedding(vocab, dim)
-        self.layers = nn.TransformerDecoder(
-            nn.TransformerDecoderLayer(dim, 4, ffn, 0.0, batch_first=True, norm_first=True), layers)
-        self.output_projection = nn.Linear(dim, vocab, bias=False)
-
-    def forward(self, tokens: Tensor, memory: Tensor) -> Tensor:
-        mask = nn.Transformer.generate_square_subsequent_mask(tokens.shape[1], device=tokens.device)
-        h = self.layers(self.embed_tokens(tokens), memory, tgt_mask=mask, tgt_is_causal=True)
-        return self.output_projection(h)
+def _task() -> SimpleNamespace:
+    """What the model and criterion read from the task: dictionaries, feature size."""
+    return SimpleNamespace(
+        transcript_dictionary=_dictionary(VOCAB_SRC, "en"),
+        target_dictionary=_dictionary(VOCAB_TGT, "de"),
+        max_positions=lambda: (6000, 1024),
+        data_cfg=SimpleNamespace(input_feat_per_channel=FEATURES),
+    )
 
 
-class SpeechModel(nn.Module):
-    """Encoder shared by ST (decoder), CTC (head) and ASR (its own decoder)."""
-
-    def __init__(self, dim: int, enc: int, dec: int, ffn: int, **_: int) -> None:
-        super().__init__()
-        self.subsample = Conv1dSubsampler(dim)
-        self.encoder = nn.TransformerEncoder(
-            nn.TransformerEncoderLayer(dim, 4, ffn, 0.0, batch_first=True, norm_first=True), enc,
-            enable_nested_tensor=False)
-        self.ctc_proj = nn.Linear(dim, VOCAB_SRC)
-        self.decoder = _Decoder(VOCAB_TGT, dim, dec, ffn)
-        self.asr_decoder = _Decoder(VOCAB_SRC, dim, max(1, dec // 2), ffn)
-
-    def losses(self, batch: dict[str, Tensor], tasks: int) -> dict[str, Tensor]:
-        enc = self.encoder(self.subsample(batch["feats"]))
-        logits = self.decoder(batch["prev"], enc)
-        losses = {"st": F.cross_entropy(logits.flatten(0, 1), batch["target"].flatten(),
-                                        reduction="sum")}
-        log_probs = F.log_softmax(self.ctc_proj(enc), dim=-1).transpose(0, 1)
-        lengths = torch.full((enc.shape[0],), enc.shape[1], dtype=torch.long)
-        src_lengths = torch.full((enc.shape[0],), batch["transcript"].shape[1], dtype=torch.long)
-        losses["ctc"] = F.ctc_loss(log_probs, batch["transcript"], lengths, src_lengths,
-                                   reduction="sum", zero_infinity=True)
-        if tasks == 3:
-            asr = self.asr_decoder(batch["prev_transcript"], enc)
-            losses["asr"] = F.cross_entropy(asr.flatten(0, 1), batch["transcript"].flatten(),
-                                            reduction="sum")
-        return losses
+def build_model(size: str, task: SimpleNamespace) -> nn.Module:
+    cfg = argparse.Namespace(waitk_lagging=9, **SIZES[size])
+    waitk_s2t_transformer_s(cfg)
+    return WaitkS2TTransformerModel.build_model(cfg, task)
 
 
-def make_batch(size: dict, device: torch.device, seed: int) -> dict[str, Tensor]:
+def make_batch(task: SimpleNamespace, device: torch.device, seed: int) -> dict:
+    """One batch in the layout of the task's collater (random features and tokens)."""
     gen = torch.Generator().manual_seed(seed)
-    b, t, n = size["batch"], size["frames"], size["tokens"]
-    batch = {
-        "feats": torch.randn(b, t, FEATURES, generator=gen),
-        "prev": torch.randint(1, VOCAB_TGT, (b, n), generator=gen),
-        "target": torch.randint(1, VOCAB_TGT, (b, n), generator=gen),
-        "transcript": torch.randint(1, VOCAB_SRC, (b, n), generator=gen),
-        "prev_transcript": torch.randint(1, VOCAB_SRC, (b, n), generator=gen),
+    b, t, n = BATCH["utterances"], BATCH["frames"], BATCH["tokens"]
+    tgt, src = task.target_dictionary, task.transcript_dictionary
+
+    def sentences(dictionary: Dictionary) -> list[Tensor]:
+        return [torch.cat([torch.randint(4, len(dictionary), (n - 1,), generator=gen),
+                           torch.tensor([dictionary.eos()])]) for _ in range(b)]
+
+    targets, transcripts = sentences(tgt), sentences(src)
+    sample = {
+        "net_input": {
+            "src_tokens": torch.randn(b, t, FEATURES, generator=gen),
+            "src_lengths": torch.full((b,), t),
+            "prev_output_tokens": data_utils.collate_tokens(
+                targets, tgt.pad(), tgt.eos(), move_eos_to_beginning=True),
+            "prev_transcript_tokens": data_utils.collate_tokens(
+                transcripts, src.pad(), src.eos(), move_eos_to_beginning=True),
+        },
+        "target": data_utils.collate_tokens(targets, tgt.pad(), tgt.eos()),
+        "transcript": data_utils.collate_tokens(transcripts, src.pad(), src.eos()),
+        "transcript_lengths": torch.full((b,), n),
+        "transcript_ntokens": b * n,
+        "ntokens": b * n,
     }
-    return {k: v.to(device) for k, v in batch.items()}
+    return _to(sample, device)
+
+
+def _to(value, device: torch.device):
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    return value
 
 
 def _rss_mib() -> tuple[float, float]:
@@ -202,12 +202,15 @@ def _shared_primary_mib(model: nn.Module, losses: dict[str, Tensor], granularity
 
 def child(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
-    size = SIZES[args.size]
+    task = _task()
     torch.manual_seed(0)
-    model = SpeechModel(**size).to(device)
+    model = build_model(args.size, task).to(device)
+    model.train()
+    criterion = StCtcAsrCriterion(
+        StCtcAsrConfig(sentence_avg=False, asr_weight=0.3 if args.tasks == 3 else 0.0), task)
     params = list(model.parameters())
     engine = ConflictEngine(model, args.method, args.granularity, args.aux_mode, seed=0)
-    batch = make_batch(size, device, 0)
+    batch = make_batch(task, device, 0)
     meter = _PeakMeter(device)
 
     def sync() -> None:
@@ -216,12 +219,16 @@ def child(args: argparse.Namespace) -> dict:
 
     clock = time.perf_counter if device.type == "cuda" else time.process_time
 
+    def losses_of() -> dict[str, Tensor]:
+        torch.manual_seed(1)  # the same dropout masks in every step and every method
+        return criterion.compute_task_losses(model, batch)[0]
+
     def step(bare: bool) -> tuple[float, float, int]:
         model.zero_grad(set_to_none=True)
         meter.start()
         sync()
         start = clock()
-        losses = model.losses(batch, args.tasks)
+        losses = losses_of()
         if bare:
             _bare_passes(losses, args.method, args.aux_mode, params)
             held = 0
@@ -242,8 +249,7 @@ def child(args: argparse.Namespace) -> dict:
         seconds, peak, _ = step(bare=True)
         bare.append(seconds)
         bare_peaks.append(peak)
-    losses = model.losses(batch, args.tasks)
-    bound = _shared_primary_mib(model, losses, "parameter")
+    bound = _shared_primary_mib(model, losses_of(), "parameter")
     return {
         "size": args.size, "tasks": args.tasks, "method": args.method,
         "granularity": args.granularity, "aux_mode": args.aux_mode, "device": args.device,
@@ -271,7 +277,8 @@ def _table(rows: list[dict]) -> str:
     of the bare passes; the bytes the engine holds, as MiB and as % of PCGrad's."""
     lines = ["size    tasks method  gran.     aux      step_s x_none proj%  peak_MiB x_none "
              "extra_MiB %pcgrad passes_MiB held_MiB %pcgrad"]
-    keys = sorted({(r["size"], r["tasks"]) for r in rows}, key=lambda k: (k[0] != "small", k))
+    order = list(SIZES)
+    keys = sorted({(r["size"], r["tasks"]) for r in rows}, key=lambda k: (order.index(k[0]), k))
     for key in keys:
         group = [r for r in rows if (r["size"], r["tasks"]) == key]
         none = next(r for r in group if r["method"] == "none")
@@ -305,9 +312,9 @@ def _machine(device: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--sizes", default="small,medium", help="comma-separated model sizes")
+    parser.add_argument("--sizes", default="s,m", help="comma-separated model sizes (s, m)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per method (median)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")

@@ -5,10 +5,18 @@
 >>> print(engine.describe_partition())
 >>> stats = engine.backward({"st": l_st, "ctc": l_ctc}, primary="st")   # instead of backward()
 
-See ``docs/conflict.md`` for the method, the partition rule and the memory bounds.
+The four methods are classes on one base (:class:`ConflictMethod`): :class:`PlainSum`
+(``none``), :class:`MGCM`, :class:`Discard` and :class:`PCGrad`. See ``docs/conflict.md`` for the
+method, the partition rule, the memory bounds and a plain PyTorch (AMP, DDP) training loop.
 """
-from fairseq_mgcm.conflict._engine import AUX_MODES, METHODS, ConflictEngine
+from fairseq_mgcm.conflict._discard import Discard
+from fairseq_mgcm.conflict._engine import METHODS, ConflictEngine, make_method
+from fairseq_mgcm.conflict._method import ConflictMethod
+from fairseq_mgcm.conflict._mgcm import MGCM
+from fairseq_mgcm.conflict._none import PlainSum
 from fairseq_mgcm.conflict._partition import GRANULARITIES, KINDS, Group, describe, partition
+from fairseq_mgcm.conflict._pcgrad import PCGrad
+from fairseq_mgcm.conflict._projection import AUX_MODES, GroupProjection
 from fairseq_mgcm.conflict._stats import ConflictStats, ModuleConflict
 
 __all__ = [
@@ -16,10 +24,17 @@ __all__ = [
     "GRANULARITIES",
     "KINDS",
     "METHODS",
+    "MGCM",
     "ConflictEngine",
+    "ConflictMethod",
     "ConflictStats",
+    "Discard",
     "Group",
+    "GroupProjection",
     "ModuleConflict",
+    "PCGrad",
+    "PlainSum",
     "describe",
+    "make_method",
     "partition",
 ]

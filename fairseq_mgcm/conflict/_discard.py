@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from fairseq_mgcm.conflict._rule import GroupRule, Scalar, where
+from fairseq_mgcm.conflict._projection import GroupProjection, Scalar, where
 
 
-class Discard(GroupRule):
+class Discard(GroupProjection):
     """``g_m <- 0`` when ``<g_m, p_m> < 0`` (``alpha = 0``), else unchanged; ``beta = 0``.
 
     The crude ablation of MGCM: it removes the conflict by throwing the auxiliary signal away
@@ -14,7 +14,7 @@ class Discard(GroupRule):
     """
 
     name = "discard"
-    drops_auxiliary = True
+    scales_auxiliary = True
 
     def _coefficients(self, dot: Scalar, primary_sq: Scalar, conflict: Tensor | bool
                       ) -> tuple[Scalar, Scalar]:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from fairseq_mgcm.conflict._rule import GroupRule, Scalar, where
+from fairseq_mgcm.conflict._projection import GroupProjection, Scalar, where
 
 
-class MGCM(GroupRule):
+class MGCM(GroupProjection):
     """Project a conflicting auxiliary gradient onto the normal plane of the primary one.
 
     On a group (module) ``m`` with primary gradient ``p_m`` and auxiliary gradient ``g_m``::

@@ -3,12 +3,14 @@ Learning"), at model level."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from fairseq_mgcm.conflict._stats import ModuleConflict
+from fairseq_mgcm.conflict._method import ConflictMethod
+from fairseq_mgcm.conflict._partition import Group
+from fairseq_mgcm.conflict._stats import ConflictStats, ModuleConflict
 
 _CHUNK = 2**22  # columns per fp32 block when the gradients are in half precision
 
@@ -56,7 +58,7 @@ def _gram(flat: Tensor) -> Tensor:
     return gram.double()
 
 
-class PCGrad:
+class PCGrad(ConflictMethod):
     """Model-level PCGrad with one flat gradient vector per task and nothing else.
 
     Each task's gradient comes from its own ``torch.autograd.grad`` call and is copied, parameter
@@ -66,13 +68,31 @@ class PCGrad:
     ``sum_k w_k g_k`` is added into ``.grad`` parameter by parameter. Memory: the matrix
     (``tasks x parameters``) plus one task's gradients while it is being copied. With
     non-finite gradients the weights are all 1 (the plain sum), so fairseq sees the overflow.
+
+    All tasks are treated alike (``primary`` only puts that task first); ``seed`` starts the
+    stream of random projection orders, which advances with every call.
     """
 
-    def __call__(
-        self, params: Sequence[nn.Parameter], losses: Mapping[str, Tensor], primary: str,
-        generator: torch.Generator,
-    ) -> tuple[tuple[ModuleConflict, ...], int]:
+    name = "pcgrad"
+    granularity = "model"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._generator = torch.Generator().manual_seed(seed)
+
+    def __repr__(self) -> str:
+        return f"PCGrad(seed={self.seed})"
+
+    def _backward(self, groups: tuple[Group, ...], losses: dict[str, Tensor],
+                  primary: str) -> ConflictStats:
+        params = [p for group in groups for _, p in group.params]
+        records, held = self._project(params, losses, primary)
+        return ConflictStats(self.name, primary, records, held, passes=len(losses))
+
+    def _project(self, params: Sequence[nn.Parameter], losses: dict[str, Tensor],
+                 primary: str) -> tuple[tuple[ModuleConflict, ...], int]:
         """Add the PCGrad update to ``.grad``; return the records and the bytes held."""
+        generator = self._generator
         names = sorted(losses, key=lambda name: name != primary)  # primary first, order kept
         if not params or not names:
             return (), 0
@@ -83,7 +103,7 @@ class PCGrad:
         flat = torch.empty(len(names), sum(sizes), dtype=dtype, device=params[0].device)
         reached = [False] * len(params)
         for i, name in enumerate(names):
-            grads = list(torch.autograd.grad(
+            grads: list[Tensor | None] = list(torch.autograd.grad(
                 losses[name], params, retain_graph=i < len(names) - 1, allow_unused=True
             ))
             offset = 0

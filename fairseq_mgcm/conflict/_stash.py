@@ -12,26 +12,25 @@ primary gradients of the groups shared with an auxiliary.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
+from fairseq_mgcm.conflict._apply import Piece, apply_rule
 from fairseq_mgcm.conflict._graph import reachable_leaves
 from fairseq_mgcm.conflict._partition import Group
-from fairseq_mgcm.conflict._rule import GroupRule
 from fairseq_mgcm.conflict._sums import Hooks, PairSums
-from fairseq_mgcm.conflict._tensor_ops import (
-    HeldBytes,
-    add_scaled,
-    host_scalars,
-    same_storage,
-    scale,
-)
+from fairseq_mgcm.conflict._tensor_ops import HeldBytes, same_storage
+
+if TYPE_CHECKING:
+    from fairseq_mgcm.conflict._projection import GroupProjection
 
 
 class _StashedGroup:
     def __init__(
-        self, group: Group, rule: GroupRule, primary: list[nn.Parameter],
+        self, group: Group, rule: GroupProjection, primary: list[nn.Parameter],
         tasks: dict[str, list[nn.Parameter]], held: HeldBytes,
     ) -> None:
         self.tasks = tasks
@@ -59,7 +58,7 @@ class _StashedGroup:
 
     def on_aux(self, task: str, param: nn.Parameter, grad: Tensor) -> None:
         self.sums[task].add_aux(grad, self._stash.get(id(param)))
-        if self._rule.drops_auxiliary:
+        if self._rule.scales_auxiliary:
             self._aux_held[id(param)] = grad
             self._held.hold(grad)
 
@@ -74,22 +73,12 @@ class _StashedGroup:
         self._finished.add(task)
         sums = self.sums[task]
         sums.primary_sq = self.primary_sq.primary_sq
-        if sums.primary_sq is not None:
-            alpha, beta = self._rule(*host_scalars(sums.dot_or_zero(), sums.primary_sq))
-            if not self._rule.drops_auxiliary:
-                alpha = 1.0
-            for param in self.primary:
-                p = self._stash.get(id(param))
-                if p is not None:
-                    add_scaled(param.grad, p, beta)
-            for param in self.tasks[task]:
-                g = self._aux_held.get(id(param))
-                if g is not None:
-                    grad = param.grad
-                    if same_storage(grad, g):
-                        scale(grad, alpha)
-                    else:
-                        add_scaled(grad, g, alpha - 1)
+        primary_ids = {id(p) for p in self.primary}
+        params = self.primary + [p for p in self.tasks[task] if id(p) not in primary_ids]
+        apply_rule(self._rule, sums, [
+            Piece(param, self._stash.get(id(param)), self._aux_held.get(id(param)))
+            for param in params
+        ])
         for g in self._aux_held.values():
             self._held.release(g)
         self._aux_held.clear()
@@ -99,8 +88,12 @@ class _StashedGroup:
             self._stash.clear()
 
 
+def _on_aux_accumulated(state: _StashedGroup, task: str, param: nn.Parameter) -> None:
+    state.on_aux_accumulated(task)
+
+
 def stash_backward(
-    groups: tuple[Group, ...], rule: GroupRule, primary_loss: Tensor,
+    groups: tuple[Group, ...], rule: GroupProjection, primary_loss: Tensor,
     aux_losses: Mapping[str, Tensor], held: HeldBytes,
 ) -> list[PairSums]:
     """``1 + len(aux_losses)`` passes; ``.grad`` may hold earlier micro-batches."""
@@ -129,11 +122,8 @@ def stash_backward(
         involved = [state for state in states if task in state.tasks]
         for state in involved:
             for p in state.tasks[task]:
-                hooks.add(
-                    p,
-                    lambda param, grad, s=state, t=task: s.on_aux(t, param, grad),
-                    lambda param, s=state, t=task: s.on_aux_accumulated(t),
-                )
+                hooks.add(p, functools.partial(state.on_aux, task),
+                          functools.partial(_on_aux_accumulated, state, task))
         with hooks.active():
             aux_losses[task].backward(retain_graph=i < len(names) - 1)
         for state in involved:

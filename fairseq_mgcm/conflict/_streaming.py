@@ -11,24 +11,23 @@ one module; at ``granularity="model"`` the whole primary gradient.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor, nn
 
+from fairseq_mgcm.conflict._apply import REST, Piece, apply_rule
 from fairseq_mgcm.conflict._graph import reachable_leaves
 from fairseq_mgcm.conflict._partition import Group
-from fairseq_mgcm.conflict._rule import GroupRule
 from fairseq_mgcm.conflict._sums import Hooks, PairSums
-from fairseq_mgcm.conflict._tensor_ops import (
-    HeldBytes,
-    add_scaled,
-    host_scalars,
-    same_storage,
-    scale,
-)
+from fairseq_mgcm.conflict._tensor_ops import HeldBytes
+
+if TYPE_CHECKING:
+    from fairseq_mgcm.conflict._projection import GroupProjection
 
 
 class _StreamedGroup:
     def __init__(
-        self, group: Group, task: str, rule: GroupRule, primary: list[nn.Parameter],
+        self, group: Group, task: str, rule: GroupProjection, primary: list[nn.Parameter],
         aux_only: list[nn.Parameter], held: HeldBytes,
     ) -> None:
         self.sums = PairSums(group, task)
@@ -58,32 +57,18 @@ class _StreamedGroup:
             return
         self._finished = True
         for param in self._aux_only:
-            self.sums.add_aux(param.grad, None)
-        if self.sums.primary_sq is None:
-            return
-        alpha, beta = self._rule(*host_scalars(self.sums.dot_or_zero(), self.sums.primary_sq))
-        if not self._rule.drops_auxiliary:
-            alpha = 1.0
-        for param in self._primary:
-            p = self._incoming.pop(id(param), None)
-            grad = param.grad
-            if p is None:  # reachable, yet autograd produced no gradient: only g is there
-                if grad is not None:
-                    scale(grad, alpha)
-            elif same_storage(grad, p):  # .grad adopted p: there was no g
-                scale(grad, 1 + beta)
-            else:
-                scale(grad, alpha)
-                add_scaled(grad, p, 1 - alpha + beta)
-            if p is not None:
-                self._held.release(p)
-        for param in self._aux_only:
-            scale(param.grad, alpha)
-
+            if param.grad is not None:
+                self.sums.add_aux(param.grad, None)
+        pieces = [Piece(param, self._incoming.pop(id(param), None), REST)
+                  for param in self._primary + self._aux_only]
+        apply_rule(self._rule, self.sums, pieces)
+        for piece in pieces:
+            if piece.p is not None:
+                self._held.release(piece.p)
 
 def streaming_backward(
-    groups: tuple[Group, ...], rule: GroupRule, primary_loss: Tensor, task: str, aux_loss: Tensor,
-    held: HeldBytes,
+    groups: tuple[Group, ...], rule: GroupProjection, primary_loss: Tensor, task: str,
+    aux_loss: Tensor, held: HeldBytes,
 ) -> list[PairSums]:
     """Two passes; requires every ``.grad`` to be ``None`` on entry."""
     aux_loss.backward(retain_graph=True)

@@ -70,12 +70,14 @@ class Hooks:
 
 def to_records(sums: list[PairSums], primary: str) -> tuple[ModuleConflict, ...]:
     """One record per pair where both tasks are present, with one device-to-host copy."""
-    present = [s for s in sums if s.primary_sq is not None and s.aux_sq is not None]
+    present, scalars = [], []
+    for s in sums:
+        if s.primary_sq is not None and s.aux_sq is not None:
+            present.append(s)
+            scalars.append(torch.stack([s.dot_or_zero(), s.primary_sq, s.aux_sq]).double())
     if not present:
         return ()
-    values = torch.stack(
-        [torch.stack([s.dot_or_zero(), s.primary_sq, s.aux_sq]).double() for s in present]
-    ).cpu().tolist()
+    values = torch.stack(scalars).cpu().tolist()
     records = []
     for s, (d, psq, asq) in zip(present, values):
         finite = all(math.isfinite(v) for v in (d, psq, asq))

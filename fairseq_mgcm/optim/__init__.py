@@ -1,11 +1,28 @@
-"""The thin adapter from fairseq's optimizers (fp32, fp16, AMP; DDP) onto ``conflict/``.
+"""The fairseq side of the conflict engine: the registered optimizer wrapper
+``conflict_aware`` (a base fairseq optimizer plus ``conflict/``'s engine) and the thin adapter
+that scales losses for fairseq's fp16/AMP wrappers and defers DDP's all-reduce.
 
->>> from fairseq_mgcm.optim import ConflictAwareBackward
->>> conflict_backward = ConflictAwareBackward(method="mgcm", granularity="module")
->>> with conflict_backward.ddp_scope(model):
-...     losses, sample_size, logging_output = criterion.compute_task_losses(model, sample)
-...     conflict_backward(optimizer, model, losses, primary="st", update_num=update_num)
+In a task's ``train_step``::
+
+    from fairseq_mgcm.optim import multitask_backward
+
+    with multitask_backward(optimizer, model) as backward:
+        losses, sample_size, logging_output = criterion.compute_task_losses(model, sample)
+        backward(losses, primary="st", update_num=update_num)
+
+On the command line: ``--optimizer conflict_aware --base-optimizer adam --conflict-method mgcm``.
 """
+from fairseq_mgcm.optim._config import BASE_OPTIMIZERS, ConflictAwareConfig
 from fairseq_mgcm.optim._conflict_backward import ConflictAwareBackward
+from fairseq_mgcm.optim._multitask import MultitaskBackward, find_conflict_aware, multitask_backward
+from fairseq_mgcm.optim._optimizer import ConflictAwareOptimizer
 
-__all__ = ["ConflictAwareBackward"]
+__all__ = [
+    "BASE_OPTIMIZERS",
+    "ConflictAwareBackward",
+    "ConflictAwareConfig",
+    "ConflictAwareOptimizer",
+    "MultitaskBackward",
+    "find_conflict_aware",
+    "multitask_backward",
+]

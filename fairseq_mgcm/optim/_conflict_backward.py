@@ -10,8 +10,8 @@ from fairseq.optim import FairseqOptimizer
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from fairseq_mgcm.conflict import ConflictEngine, ConflictStats
-from fairseq_mgcm.conflict._telemetry import JsonlWriter, summarize, to_json_line
+from fairseq_mgcm.conflict import GRANULARITIES, ConflictEngine, ConflictStats, make_method
+from fairseq_mgcm.conflict.telemetry import DEFAULT_INTERVAL, TelemetryWriter, summarize
 from fairseq_mgcm.optim._ddp import all_reduce_mean, find_torch_ddp, unwrap
 from fairseq_mgcm.optim._scaling import after_backward, scale_losses
 
@@ -30,7 +30,8 @@ class ConflictAwareBackward:
     The call scales each loss as the optimizer wrapper would (fp16 loss scale, AMP grad scaler),
     runs :class:`~fairseq_mgcm.conflict.ConflictEngine` on the unwrapped model, sets the
     wrapper's flags, and logs conflict rates and cosines per module kind and task pair as fairseq
-    metrics (plus one JSON line per call to ``telemetry_jsonl``, on the first worker).
+    metrics, and, on the first worker, aggregates them into ``telemetry_jsonl`` (one line per
+    ``telemetry_interval`` updates; schema in :mod:`fairseq_mgcm.conflict.telemetry`).
 
     ``ddp_scope`` must enclose the forward as well: under torch DDP it runs everything in
     ``no_sync()`` and all-reduces the gradients once at the end of the call if the trainer
@@ -44,14 +45,18 @@ class ConflictAwareBackward:
         aux_mode: str = "separate",
         telemetry_jsonl: str | None = None,
         seed: int = 1,
+        telemetry_interval: int = DEFAULT_INTERVAL,
     ) -> None:
         # str(): fairseq configs hold ChoiceEnum members; the engine and telemetry want strings
         self.method, self.granularity, self.aux_mode = str(method), str(granularity), str(aux_mode)
-        ConflictEngine(nn.Module(), self.method, self.granularity, self.aux_mode)  # validates
+        make_method(self.method, self.aux_mode)  # validates the names now, not at first use
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
         self._seed = seed
         self._engine: ConflictEngine | None = None
         self._engine_model: nn.Module | None = None
-        self._writer = JsonlWriter(telemetry_jsonl) if telemetry_jsonl else None
+        self._writer = (TelemetryWriter(telemetry_jsonl, telemetry_interval)
+                        if telemetry_jsonl else None)
         self._pending_sync: DistributedDataParallel | None = None
         self._in_scope = False
 
@@ -95,9 +100,9 @@ class ConflictAwareBackward:
         if (ddp is not None and self.method != "none" and not self._in_scope
                 and ddp.require_backward_grad_sync):
             raise RuntimeError(
-                "conflict method {!r} runs several backward passes: wrap the forward and this "
-                "call in ConflictAwareBackward.ddp_scope(model) so DDP does not all-reduce "
-                "after the first one".format(self.method)
+                f"conflict method {self.method!r} runs several backward passes: wrap the "
+                "forward and this call in ConflictAwareBackward.ddp_scope(model) (or "
+                "multitask_backward) so DDP does not all-reduce after the first one"
             )
         engine = self.engine(model)
         stats = engine.backward(scale_losses(optimizer, losses), primary)
@@ -114,4 +119,9 @@ class ConflictAwareBackward:
             metrics.log_scalar(name, value, weight=weight, priority=700, round=3)
         first_worker = not dist.is_initialized() or dist.get_rank() == 0
         if self._writer is not None and stats.records and first_worker:
-            self._writer.write(to_json_line(stats, update_num))
+            self._writer.add(stats, update_num or 0)
+
+    def flush_telemetry(self) -> None:
+        """Write the open telemetry window now (at a checkpoint, or before exit)."""
+        if self._writer is not None:
+            self._writer.flush()

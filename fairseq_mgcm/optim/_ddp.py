@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 _BUCKET_BYTES = 25 * 2**20  # torch DDP's default bucket_cap_mb
@@ -42,29 +42,31 @@ def all_reduce_mean(params: Iterable[nn.Parameter], group: dist.ProcessGroup | N
     """Average ``.grad`` over the workers in buckets of 25 MiB; a missing gradient counts as zero
     (and is materialised), so every worker reduces the same tensors."""
     world = dist.get_world_size(group)
-    bucket: list[nn.Parameter] = []
+    bucket: list[Tensor] = []
     size = 0
     for p in params:
         if not p.requires_grad:
             continue
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-        if bucket and (size + p.grad.nbytes > _BUCKET_BYTES or p.grad.dtype != bucket[0].grad.dtype
-                       or p.grad.device != bucket[0].grad.device):
+        grad = p.grad
+        if bucket and (size + grad.nbytes > _BUCKET_BYTES or grad.dtype != bucket[0].dtype
+                       or grad.device != bucket[0].device):
             _reduce_bucket(bucket, world, group)
             bucket, size = [], 0
-        bucket.append(p)
-        size += p.grad.nbytes
+        bucket.append(grad)
+        size += grad.nbytes
     if bucket:
         _reduce_bucket(bucket, world, group)
 
 
-def _reduce_bucket(bucket: list[nn.Parameter], world: int, group: dist.ProcessGroup | None) -> None:
-    flat = torch.cat([p.grad.reshape(-1) for p in bucket])
+def _reduce_bucket(bucket: list[Tensor], world: int, group: dist.ProcessGroup | None) -> None:
+    """All-reduce the gradients ``bucket`` as one flat tensor, averaged, in place."""
+    flat = torch.cat([grad.reshape(-1) for grad in bucket])
     flat.div_(world)
     dist.all_reduce(flat, group=group)
     offset = 0
-    for p in bucket:
-        n = p.grad.numel()
-        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
+    for grad in bucket:
+        n = grad.numel()
+        grad.copy_(flat[offset : offset + n].view_as(grad))
         offset += n

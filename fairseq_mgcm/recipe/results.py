@@ -4,7 +4,7 @@ Reads, for each method directory ``EXP/<method>/``:
   offline_bleu.txt     the line fairseq-generate prints with the corpus BLEU
   simul/results.tsv    scripts/simuleval_sweep.py's table (one row per k and segment size)
   train_peak.json      fairseq_mgcm.recipe.peak_memory's record of the training run
-  conflict.jsonl       the conflict engine's telemetry dump (optional)
+  conflict.jsonl       the conflict engine's aggregated telemetry (optional, streamed)
 Missing pieces show as "-" so a partial run still reports what it has.
 """
 from __future__ import annotations
@@ -15,6 +15,8 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from fairseq_mgcm.conflict.telemetry import read_windows
 
 __all__ = ["MethodResult", "collect", "markdown_table", "PAPER_REFERENCE"]
 
@@ -58,20 +60,17 @@ def _number(text: str) -> float:
 
 
 def _conflict_rate(path: Path) -> dict[str, float]:
-    """Per task pair, the share of (update, module) records in the telemetry dump that
-    conflicted (the engine's JSON lines: ``{"records": [{"pair", "conflict", ...}]}``)."""
+    """Per task pair, the share of (backward call, module) records in the telemetry that
+    conflicted, streamed window by window (schema: :mod:`fairseq_mgcm.conflict.telemetry`)."""
     if not path.exists():
         return {}
     flags: dict[str, int] = {}
     total: dict[str, int] = {}
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        for record in json.loads(line).get("records", []):
-            pair = record["pair"]
-            flags[pair] = flags.get(pair, 0) + bool(record["conflict"])
-            total[pair] = total.get(pair, 0) + 1
-    return {pair: flags[pair] / total[pair] for pair in sorted(total)}
+    for window in read_windows(path):
+        for tally in window.modules:
+            flags[tally.pair] = flags.get(tally.pair, 0) + tally.conflicts
+            total[tally.pair] = total.get(tally.pair, 0) + tally.n
+    return {pair: flags[pair] / total[pair] for pair in sorted(total) if total[pair]}
 
 
 def collect(exp_dir: str | Path, methods: list[str]) -> list[MethodResult]:

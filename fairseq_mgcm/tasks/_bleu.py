@@ -18,7 +18,7 @@ ORDER = 4
 def bleu_logging_output(hyps: list[str], refs: list[str]) -> dict[str, float]:
     """Sufficient statistics of detokenized hypotheses against references."""
     bleu = sacrebleu.corpus_bleu(hyps, [refs])
-    out = {"_bleu_sys_len": bleu.sys_len, "_bleu_ref_len": bleu.ref_len}
+    out: dict[str, float] = {"_bleu_sys_len": bleu.sys_len, "_bleu_ref_len": bleu.ref_len}
     for i in range(ORDER):
         out[f"_bleu_counts_{i}"] = bleu.counts[i]
         out[f"_bleu_totals_{i}"] = bleu.totals[i]

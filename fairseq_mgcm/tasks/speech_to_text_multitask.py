@@ -2,8 +2,9 @@
 
 Extends fairseq's ``SpeechToTextTask`` (manifests, data config, target dictionary, generator for
 ``fairseq-generate``) with an English source dictionary, batches that carry the transcript, a
-``train_step`` that hands the criterion's per-task losses to the conflict-aware backward of
-``fairseq_mgcm.optim``, and sacrebleu BLEU on validation (``--eval-bleu``).
+``train_step`` that hands the criterion's per-task losses to the optimizer
+(``fairseq_mgcm.optim.multitask_backward``: the conflict engine under ``--optimizer
+conflict_aware``, their plain sum otherwise), and sacrebleu BLEU on validation (``--eval-bleu``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from omegaconf import open_dict
 
 from fairseq_mgcm.checkpoint_cmvn import TASK_STATE_KEY, check_cmvn, cmvn_record
 from fairseq_mgcm.data.multitask_dataset import build_src_bpe, load_transcript_dataset
-from fairseq_mgcm.optim import ConflictAwareBackward
+from fairseq_mgcm.optim import multitask_backward
 from fairseq_mgcm.tasks._bleu import bleu_logging_output, reduce_bleu
 from fairseq_mgcm.tasks.config import SpeechToTextMultitaskConfig
 
@@ -63,7 +64,8 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
     """
 
     cfg: SpeechToTextMultitaskConfig
-    add_args = classmethod(FairseqTask.add_args.__func__)  # options from the dataclass
+    # options from the dataclass
+    add_args = classmethod(FairseqTask.add_args.__func__)  # type: ignore[var-annotated]
 
     def __init__(
         self, cfg: SpeechToTextMultitaskConfig, tgt_dict: Dictionary, src_dict: Dictionary
@@ -72,7 +74,6 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
         self.cfg = cfg
         self.src_dict = src_dict
         self.sequence_generator = None
-        self._conflict_backward = None
         self._model_cfg = None  # kept for the criterion's start-up checks
         self._start_up_checks = None
         _resolve_data_paths(self.data_cfg)
@@ -147,25 +148,12 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
 
     # ---------------------------------------------------------------- training
 
-    def conflict_backward(self) -> ConflictAwareBackward:
-        """The conflict-aware backward configured by ``--conflict-*`` (built on first use)."""
-        if self._conflict_backward is None:
-            # str(): the config holds fairseq ChoiceEnum members, the engine wants plain strings
-            self._conflict_backward = ConflictAwareBackward(
-                method=str(self.cfg.conflict_method),
-                granularity=str(self.cfg.conflict_granularity),
-                aux_mode=str(self.cfg.conflict_aux_mode),
-                telemetry_jsonl=self.cfg.conflict_telemetry_jsonl,
-                seed=self.cfg.seed,
-            )
-        return self._conflict_backward
-
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        """One forward pass for all tasks, then the conflict-aware backward of their losses."""
+        """One forward pass for all tasks, then one backward of their losses: the conflict
+        engine's under ``--optimizer conflict_aware``, the plain sum's otherwise."""
         model.train()
         model.set_num_updates(update_num)
-        conflict_backward = self.conflict_backward()
-        with conflict_backward.ddp_scope(model):
+        with multitask_backward(optimizer, model) as backward:
             with torch.autograd.profiler.record_function("forward"):
                 with torch.autocast("cuda", enabled=isinstance(optimizer, AMPOptimizer)):
                     losses, sample_size, logging_output = criterion.compute_task_losses(
@@ -173,10 +161,11 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
                     )
             if ignore_grad:
                 losses = {name: loss * 0 for name, loss in losses.items()}
-            # ST is the primary task; ASR pre-training (--st-weight 0) makes ASR primary.
+            # ST is the primary task; ASR pre-training (--st-weight 0) makes ASR primary. Every
+            # other loss the criterion returns (ctc, asr, mt, ...) is an auxiliary task.
             primary = next(task for task in ("st", "asr", "ctc", "mt") if task in losses)
             with torch.autograd.profiler.record_function("backward"):
-                conflict_backward(optimizer, model, losses, primary=primary, update_num=update_num)
+                backward(losses, primary=primary, update_num=update_num)
         return sum(loss.detach() for loss in losses.values()), sample_size, logging_output
 
     # ---------------------------------------------------------------- validation

@@ -214,3 +214,59 @@ def assert_grads_close(actual: dict[str, Tensor | None], expected: dict[str, Ten
         assert (a is None) == (e is None), f"{name}: {a} vs {e}"
         if a is not None:
             torch.testing.assert_close(a.double(), e.double(), rtol=rtol, atol=atol, msg=name)
+
+
+def waitk_model(arch: str = "tiny", seed: int = 0, **options) -> nn.Module:
+    """The project's own ``waitk_s2t_transformer_<arch>`` on a stub task, built through its
+    model code (tied decoder input/output embeddings unless ``untie_decoder_embeddings``)."""
+    import argparse
+
+    from fairseq_mgcm.models import WaitkS2TTransformerModel
+    from fairseq_mgcm.models import waitk_s2t_transformer as archs
+    from tests.models._tiny import stub_task
+
+    torch.manual_seed(seed)
+    cfg = argparse.Namespace(**options)
+    getattr(archs, f"waitk_s2t_transformer_{arch}")(cfg)
+    return WaitkS2TTransformerModel.build_model(cfg, stub_task())
+
+
+def waitk_losses(model: nn.Module, seed: int) -> Losses:
+    """The ``st_ctc_asr`` criterion's per-task losses on one random batch, recomputable."""
+    from fairseq.data import data_utils
+
+    from fairseq_mgcm.criterions import StCtcAsrConfig, StCtcAsrCriterion
+    from tests.models._tiny import stub_task
+
+    task = stub_task()
+    criterion = StCtcAsrCriterion(StCtcAsrConfig(sentence_avg=False), task)
+    tgt, src = task.target_dictionary, task.transcript_dictionary
+    gen = torch.Generator().manual_seed(seed)
+    dtype = next(model.parameters()).dtype
+
+    def tokens(dictionary, n: int) -> Tensor:
+        ids = torch.randint(4, len(dictionary), (n,), generator=gen)
+        return torch.cat([ids, torch.tensor([dictionary.eos()])])
+
+    targets = [tokens(tgt, n) for n in (5, 3)]
+    transcripts = [tokens(src, n) for n in (4, 6)]
+    sample = {
+        "net_input": {
+            "src_tokens": torch.randn(2, 64, 80, generator=gen, dtype=torch.float64).to(dtype),
+            "src_lengths": torch.tensor([64, 48]),
+            "prev_output_tokens": data_utils.collate_tokens(
+                targets, tgt.pad(), tgt.eos(), move_eos_to_beginning=True),
+            "prev_transcript_tokens": data_utils.collate_tokens(
+                transcripts, src.pad(), src.eos(), move_eos_to_beginning=True),
+        },
+        "target": data_utils.collate_tokens(targets, tgt.pad(), tgt.eos()),
+        "transcript": data_utils.collate_tokens(transcripts, src.pad(), src.eos()),
+        "transcript_lengths": torch.tensor([len(t) for t in transcripts]),
+        "transcript_ntokens": sum(len(t) for t in transcripts),
+        "ntokens": sum(len(t) for t in targets),
+    }
+
+    def losses() -> dict[str, Tensor]:
+        return criterion.compute_task_losses(model, sample)[0]
+
+    return losses

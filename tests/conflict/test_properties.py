@@ -57,25 +57,65 @@ def test_pcgrad_update_does_not_conflict_with_either_task(anti: float) -> None:
         assert _group_dot(everything, update, grads) >= -1e-9, task
 
 
+def _flat(group, grads: dict) -> torch.Tensor:
+    return torch.cat([grads[n].reshape(-1) if grads[n] is not None
+                      else torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
+                      for n, p in group.params])
+
+
+@pytest.mark.parametrize("aux_mode", ["separate", "combined"])
 @pytest.mark.parametrize("granularity", GRANULARITIES)
-@pytest.mark.parametrize("method", MODULAR)
-def test_primary_gradient_is_never_changed(method: str, granularity: str) -> None:
-    """On groups no auxiliary reaches, the update is the primary gradient (at ``model``
-    granularity every group is shared, and projecting moves the decoder too); and the update
-    minus the primary gradient vanishes with the auxiliaries."""
+def test_primary_gradient_is_never_changed(granularity: str, aux_mode: str) -> None:
+    """MGCM changes only the auxiliary gradients, and only along the primary one: on every
+    group, shared ones included, ``update - p - g`` (``g`` the sum of the auxiliary gradients)
+    is ``c p_m`` with ``c >= 0`` (zero where nothing conflicts or no auxiliary reaches)."""
     model = toy_model(2)
     losses = toy_losses(model, 2, anti=2.0)
-    p = _primary_grads(model, losses()["st"])
-    ConflictEngine(model, method, granularity).backward(losses(), "st")
-    for name, grad in grads_of(model).items():
-        if granularity != "model" and name.startswith(("decoder_layer.", "embed_tokens.")):
-            torch.testing.assert_close(grad, p[name], rtol=0, atol=0)
-    model.zero_grad(set_to_none=True)
+    per_task = {t: _primary_grads(model, loss) for t, loss in losses().items()}
+    stats = ConflictEngine(model, "mgcm", granularity, aux_mode).backward(losses(), "st")
+    assert any(r.conflict for r in stats.records)
+    update = grads_of(model)
+    moved = 0
+    for group in partition(model, granularity):
+        p = _flat(group, per_task["st"])
+        rest = _flat(group, update) - sum(_flat(group, per_task[t]) for t in per_task)
+        scale = max(1.0, float(rest.norm()), float(p.norm()))
+        if float(p.norm()) == 0:
+            torch.testing.assert_close(rest, torch.zeros_like(rest), rtol=0, atol=1e-12)
+            continue
+        c = float(torch.dot(rest, p) / torch.dot(p, p))
+        torch.testing.assert_close(rest, c * p, rtol=0, atol=1e-10 * scale, msg=group.name)
+        assert c >= -1e-12, group.name
+        moved += c > 1e-9
+    assert moved, "some group must have been projected"
+    model.zero_grad(set_to_none=True)  # and the auxiliaries' share vanishes with them
     zeroed = {name: loss * 0 if name != "st" else loss for name, loss in losses().items()}
-    ConflictEngine(model, method, granularity).backward(zeroed, "st")
+    ConflictEngine(model, "mgcm", granularity, aux_mode).backward(zeroed, "st")
     for name, grad in grads_of(model).items():
-        if p[name] is not None:
-            torch.testing.assert_close(grad, p[name], rtol=1e-12, atol=1e-12)
+        if per_task["st"][name] is not None:
+            torch.testing.assert_close(grad, per_task["st"][name], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+def test_discard_keeps_or_drops_each_auxiliary_whole(granularity: str) -> None:
+    """Discard: on every group ``update - p`` is the sum of a subset of the auxiliary
+    gradients (each kept whole or dropped), and the primary gradient is never changed."""
+    model = toy_model(2)
+    losses = toy_losses(model, 2, anti=2.0)
+    per_task = {t: _primary_grads(model, loss) for t, loss in losses().items()}
+    ConflictEngine(model, "discard", granularity).backward(losses(), "st")
+    update = grads_of(model)
+    aux = [t for t in per_task if t != "st"]
+    dropped = 0
+    for group in partition(model, granularity):
+        rest = _flat(group, update) - _flat(group, per_task["st"])
+        subsets = [[t for i, t in enumerate(aux) if mask >> i & 1] for mask in range(2**len(aux))]
+        matches = [subset for subset in subsets if torch.allclose(
+            rest, sum((_flat(group, per_task[t]) for t in subset), torch.zeros_like(rest)),
+            rtol=1e-9, atol=1e-11)]
+        assert matches, group.name
+        dropped += len(matches[-1]) < len(aux)
+    assert dropped, "some auxiliary gradient must have been dropped"
 
 
 @pytest.mark.parametrize("granularity", GRANULARITIES)
@@ -214,3 +254,54 @@ def test_bad_arguments_fail_clearly() -> None:
         ConflictEngine(model).backward(losses, "mt")
     with pytest.raises(ValueError, match="scalar"):
         ConflictEngine(model).backward({"st": torch.ones(2, requires_grad=True)}, "st")
+
+
+def test_methods_are_classes_on_one_base() -> None:
+    """The four methods share one base whose ``__call__`` checks the inputs; a method object
+    gives the same update as its name; a rule's (alpha, beta) is applied as given, and a rule
+    that does not declare ``scales_auxiliary`` may not return alpha != 1."""
+    from fairseq_mgcm.conflict import (
+        METHODS,
+        MGCM,
+        ConflictMethod,
+        Discard,
+        GroupProjection,
+        PCGrad,
+        PlainSum,
+        make_method,
+    )
+
+    assert [type(make_method(name)) for name in METHODS] == [PlainSum, MGCM, PCGrad, Discard]
+    assert all(isinstance(make_method(name), ConflictMethod) for name in METHODS)
+    model = toy_model(8)
+    losses = toy_losses(model, 8, anti=2.0)
+    groups = partition(model)
+    for method in (PlainSum(), MGCM(), Discard(), PCGrad()):
+        with pytest.raises(KeyError, match="primary"):
+            method(groups, losses(), "mt")
+        with pytest.raises(ValueError, match="scalar"):
+            method(groups, {"st": torch.ones(2, requires_grad=True)}, "st")
+    ConflictEngine(model, "mgcm", aux_mode="combined").backward(losses(), "st")
+    by_name = grads_of(model)
+    model.zero_grad(set_to_none=True)
+    ConflictEngine(model, MGCM(aux_mode="combined")).backward(losses(), "st")
+    assert_grads_close(grads_of(model), by_name)
+
+    class Halving(GroupProjection):  # alpha = 1/2 everywhere, but says it never scales
+        name = "halving"
+
+        def _coefficients(self, dot, primary_sq, conflict):
+            return 0.5, 0.0
+
+    model.zero_grad(set_to_none=True)
+    with pytest.raises(ValueError, match="scales_auxiliary"):
+        ConflictEngine(model, Halving()).backward(losses(), "st")
+    Halving.scales_auxiliary = True
+    model.zero_grad(set_to_none=True)
+    ConflictEngine(model, Halving(), granularity="model").backward(losses(), "st")
+    per_task = {t: _primary_grads(model, loss) for t, loss in losses().items()}
+    for name, grad in grads_of(model).items():  # p + (g_ctc + g_asr) / 2, as given
+        parts = [(1.0 if t == "st" else 0.5) * g[name] for t, g in per_task.items()
+                 if g[name] is not None]
+        if parts:
+            torch.testing.assert_close(grad, sum(parts), rtol=1e-9, atol=1e-11)

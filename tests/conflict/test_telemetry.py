@@ -1,14 +1,22 @@
-"""Summary scalars and the JSON-lines record."""
+"""Summary scalars for fairseq's logs, and the aggregated JSON-lines telemetry: its schema,
+its size bound at paper scale, resume, and the readers."""
 from __future__ import annotations
 
 import json
 import math
+import random
 
 import pytest
-from conflict_testing import toy_losses, toy_model
+from conflict_testing import toy_losses, toy_model, waitk_model
 
-from fairseq_mgcm.conflict import ConflictEngine, ConflictStats, ModuleConflict
-from fairseq_mgcm.conflict._telemetry import JsonlWriter, summarize, to_json_line
+from fairseq_mgcm.conflict import ConflictEngine, ConflictStats, ModuleConflict, partition
+from fairseq_mgcm.conflict.telemetry import (
+    DEFAULT_INTERVAL,
+    TelemetryWriter,
+    read_windows,
+    summarize,
+)
+from fairseq_mgcm.recipe.results import _conflict_rate
 
 
 def _stats() -> ConflictStats:
@@ -39,18 +47,66 @@ def test_pairs_without_the_primary_are_named_by_both_tasks() -> None:
     assert set(summarize(stats)) >= {"conflict_rate_ctc_model", "conflict_rate_ctc_asr_model"}
 
 
-def test_json_line_and_writer(tmp_path) -> None:
+def test_windows_aggregate_calls(tmp_path) -> None:
     path = tmp_path / "sub" / "conflicts.jsonl"
-    writer = JsonlWriter(path)
-    writer.write(to_json_line(_stats(), step=7))
-    writer.write(to_json_line(_stats(), step=8))
+    writer = TelemetryWriter(path, interval=2)
+    for step in (0, 0, 1, 2, 3, 4):  # two calls for update 0 (update-freq 2)
+        writer.add(_stats(), step)
     writer.close()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [line["step"] for line in lines] == [7, 8]
-    first = lines[0]["records"][0]
-    assert first == {"module": "enc.0.attn", "kind": "attention", "pair": "ctc", "cos": -0.5,
-                     "conflict": True}
-    assert lines[0]["records"][2]["cos"] is None
+    assert [(w["first_step"], w["last_step"], w["calls"]) for w in lines] == [
+        (0, 1, 3), (2, 3, 2), (4, 4, 1)]
+    assert lines[0]["columns"] == ["module", "kind", "pair", "n", "conflicts", "cos_mean",
+                                   "cos_n"]
+    assert lines[0]["rows"][0] == ["enc.0.attn", "attention", "ctc", 3, 3, -0.5, 3]
+    assert lines[0]["rows"][2] == ["enc.0.ffn", "ffn", "ctc", 3, 0, None, 0]
+    windows = list(read_windows(path))
+    assert windows[0].modules[1].cos_mean == pytest.approx(0.25)
+    assert _conflict_rate(path) == {"asr": 0.0, "ctc": pytest.approx(1 / 3)}
+
+
+def test_resumed_run_replaces_the_updates_it_redoes(tmp_path) -> None:
+    """A crash after the last checkpoint (update 4) leaves lines up to update 7; the resumed
+    run starts again at 4 and drops them before writing its own."""
+    path = tmp_path / "c.jsonl"
+    first = TelemetryWriter(path, interval=2)
+    for step in range(8):
+        first.add(_stats(), step)
+    first.close()
+    resumed = TelemetryWriter(path, interval=2)
+    for step in range(4, 6):
+        resumed.add(_stats(), step)
+    resumed.close()
+    assert [(w.first_step, w.last_step) for w in read_windows(path)] == [(0, 1), (2, 3), (4, 5)]
+
+
+def test_paper_scale_stays_under_50_mb(tmp_path) -> None:
+    """100k updates x update-freq 8 of ``waitk_s2t_transformer_s`` with three auxiliary pairs
+    (ctc, asr and an MT auxiliary) on every module group: three full windows are written from
+    generated records with full-precision cosines, and the file size is extrapolated to the
+    1,000 windows of 100k updates (plus one early cut per checkpoint, ~100 epochs)."""
+    groups = partition(waitk_model("s"), "module")
+    assert len(groups) == 127  # the real s-size partition, not a toy
+    rng = random.Random(0)
+    pairs = ("ctc", "asr", "mt")
+    path = tmp_path / "c.jsonl"
+    writer = TelemetryWriter(path)  # the default interval
+    windows, update_freq = 3, 8
+    for step in range(windows * DEFAULT_INTERVAL):
+        for _ in range(update_freq):
+            records = []
+            for group in groups:
+                for pair in pairs:
+                    cosine = rng.uniform(-1, 1) if rng.random() > 0.01 else math.nan
+                    records.append(ModuleConflict(group.name, group.kind, ("st", pair), cosine,
+                                                  cosine < 0))
+            writer.add(ConflictStats("mgcm", "st", tuple(records)), step)
+    writer.close()
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) == windows
+    largest = max(len(line) for line in lines)
+    total = largest * (100_000 // DEFAULT_INTERVAL + 100)
+    assert total < 50e6, f"{total / 1e6:.1f} MB"
 
 
 def test_engine_records_cover_shared_modules() -> None:

@@ -77,3 +77,25 @@ def adam(params) -> "FairseqAdam":  # noqa: F821
 def grads(model: nn.Module) -> dict[str, Tensor | None]:
     return {n: None if p.grad is None else p.grad.detach().clone()
             for n, p in model.named_parameters()}
+
+
+def parsed_cfg(*flags: str) -> DictConfig:
+    """A full fairseq config from ``fairseq-train``'s own parser and its Namespace-to-omegaconf
+    conversion (what ``fairseq-train`` itself runs), for a command line ending in ``flags``."""
+    import sys
+    from pathlib import Path
+
+    from fairseq import options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    import fairseq_mgcm
+
+    argv = ["data", "--user-dir", str(Path(fairseq_mgcm.__file__).parent),
+            "--task", "speech_to_text_multitask", "--arch", "waitk_s2t_transformer_tiny",
+            "--criterion", "st_ctc_asr", *flags]
+    saved, sys.argv = sys.argv, ["fairseq-train", *argv]
+    try:
+        args = options.parse_args_and_arch(options.get_training_parser(), argv)
+    finally:
+        sys.argv = saved
+    return convert_namespace_to_omegaconf(args)

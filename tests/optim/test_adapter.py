@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ from optim_testing import ThreeTaskModel, adam, batch, fairseq_cfg, grads
 from torch import nn
 
 from fairseq_mgcm.conflict import ConflictEngine
+from fairseq_mgcm.conflict.telemetry import read_windows
 from fairseq_mgcm.optim import ConflictAwareBackward
 
 
@@ -52,7 +52,7 @@ def test_telemetry_metrics_and_jsonl(tmp_path) -> None:
     torch.manual_seed(0)
     model = ThreeTaskModel()
     path = tmp_path / "conflicts.jsonl"
-    backward = ConflictAwareBackward("mgcm", telemetry_jsonl=str(path))
+    backward = ConflictAwareBackward("mgcm", telemetry_jsonl=str(path), telemetry_interval=2)
     optimizer = adam(model.parameters())
     with metrics.aggregate(new_root=True) as agg:
         for step in range(3):
@@ -62,10 +62,13 @@ def test_telemetry_metrics_and_jsonl(tmp_path) -> None:
         values = agg.get_smoothed_values()
     assert values["conflict_rate_ctc_attention"] == 1.0
     assert "cosine_asr_ffn" in values and "conflict_rate_asr" in values
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [line["step"] for line in lines] == [0, 1, 2]
-    modules = {r["module"] for r in lines[0]["records"]}
+    backward.flush_telemetry()
+    windows = list(read_windows(path))
+    assert [(w.first_step, w.last_step, w.calls) for w in windows] == [(0, 1, 2), (2, 2, 1)]
+    modules = {m.module for m in windows[0].modules}
     assert modules >= {"layer.attn", "layer.norm", "layer.{fc1,fc2}"}
+    [attn] = [m for m in windows[0].modules if m.module == "layer.attn" and m.pair == "ctc"]
+    assert (attn.n, attn.conflicts) == (2, 2)
 
 
 def test_ignored_batch_gives_zero_gradients() -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.optim.fp16_optimizer import FP16Optimizer, MemoryEfficientFP16Optimizer
-from optim_testing import ThreeTaskModel, batch, fairseq_cfg, grads
+from optim_testing import ThreeTaskModel, adam, batch, fairseq_cfg, grads
 
 from fairseq_mgcm.conflict import ConflictEngine
 from fairseq_mgcm.optim import ConflictAwareBackward
@@ -77,3 +77,35 @@ def test_amp_bf16_on_cpu() -> None:
         torch.testing.assert_close(got, want)
     optimizer.clip_grad_norm(1.0)
     optimizer.step()
+
+
+def test_amp_with_an_active_grad_scaler() -> None:
+    """AMPOptimizer with a GradScaler that really scales (torch's CPU scaler, enabled): the
+    engine projects the scaled losses, and after fairseq's unscale and clip the gradient is the
+    fp32 engine gradient, clipped. (fairseq's ``AMPOptimizer.step`` then unscales a second
+    time, ``GradScaler.step`` being given the fairseq optimizer rather than the torch one that
+    ``clip_grad_norm`` unscaled; Adam hardly notices. That is fairseq's, left alone.)"""
+    torch.manual_seed(0)
+    model = ThreeTaskModel()
+    twin = copy.deepcopy(model)
+    optimizer = AMPOptimizer.build_optimizer(fairseq_cfg(), list(model.parameters()))
+    optimizer._grad_scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
+    assert optimizer._grad_scaler.is_enabled()
+    x, targets = batch(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(x, targets, anti=2.0)
+        twin_losses = twin(x, targets, anti=2.0)
+    stats = ConflictAwareBackward("mgcm")(optimizer, model, losses)
+    assert any(r.conflict for r in stats.records)
+    ConflictEngine(twin, "mgcm").backward(twin_losses, "st")
+    for (name, got), want in zip(grads(model).items(), grads(twin).values()):
+        torch.testing.assert_close(got, 2.0**12 * want, msg=name)  # scaled by the scaler
+    twin_optimizer = adam(twin.parameters())
+    norm = optimizer.clip_grad_norm(1.0)  # unscales, then clips
+    torch.testing.assert_close(norm, twin_optimizer.clip_grad_norm(1.0))
+    for (name, got), want in zip(grads(model).items(), grads(twin).values()):
+        torch.testing.assert_close(got, want, msg=name)
+    before = model.layer.fc1.weight.detach().clone()
+    optimizer.step()
+    assert not torch.equal(before, model.layer.fc1.weight)
+    assert optimizer._grad_scaler.get_scale() == 2.0**12  # finite: no back-off

@@ -1,6 +1,8 @@
 """Results table and BLEU-AL plot from a recipe's output folders (stage 7)."""
 import json
 
+from fairseq_mgcm.conflict import ConflictStats, ModuleConflict
+from fairseq_mgcm.conflict.telemetry import TelemetryWriter
 from fairseq_mgcm.recipe.plot import plot_bleu_al
 from fairseq_mgcm.recipe.results import collect, markdown_table
 
@@ -15,13 +17,13 @@ def _method(root, name, bleu, rows, conflicts=None):
     (d / "simul" / "results.tsv").write_text(HEADER + "".join(
         f"{k}\t160\t{b}\t{al}\t{al}\t0.8\t{al}\t100\t10\t20\t{al + 30}\n" for k, b, al in rows))
     (d / "train_peak.json").write_text(json.dumps({"peak_rss_mb": 812.4, "wall_s": 61.0}))
-    if conflicts is not None:
-        (d / "conflict.jsonl").write_text("".join(
-            json.dumps({"step": i, "method": name, "records": [
-                {"module": "m", "kind": "ffn", "pair": "ctc", "cos": -0.1 if c else 0.1,
-                 "conflict": c},
-                {"module": "m", "kind": "ffn", "pair": "asr", "cos": 0.2, "conflict": False}]})
-            + "\n" for i, c in enumerate(conflicts)))
+    if conflicts is not None:  # written by the engine's telemetry writer, 2 updates a line
+        writer = TelemetryWriter(d / "conflict.jsonl", interval=2)
+        for step, c in enumerate(conflicts):
+            writer.add(ConflictStats(name, "st", (
+                ModuleConflict("m", "ffn", ("st", "ctc"), -0.1 if c else 0.1, c),
+                ModuleConflict("m", "ffn", ("st", "asr"), 0.2, False))), step)
+        writer.close()
 
 
 def test_table_puts_methods_side_by_side(tmp_path):

@@ -1,5 +1,5 @@
-"""The task on the data helper's prepared corpus: dictionaries, transcript batches, options,
-validation BLEU."""
+"""The task on the data helper's prepared corpus: dictionaries, transcript batches, validation
+BLEU. (The conflict options are the optimizer wrapper's: tests/optim/test_optimizer.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from fairseq import options
 from fairseq.logging import metrics
 
 from fairseq_mgcm.criterions import StCtcAsrConfig, StCtcAsrCriterion
@@ -18,7 +17,7 @@ from fairseq_mgcm.tasks import SpeechToTextMultitaskConfig, SpeechToTextMultitas
 
 
 def _task(data: Path, **options_) -> SpeechToTextMultitaskTask:
-    cfg = SpeechToTextMultitaskConfig(data=str(data), seed=1, **options_)
+    cfg = SpeechToTextMultitaskConfig(data=str(data), **options_)
     return SpeechToTextMultitaskTask.setup_task(cfg)
 
 
@@ -65,48 +64,6 @@ def test_missing_source_dictionary_is_named(prepared_tiny: Path, tmp_path: Path)
         _task(data)
 
 
-def test_conflict_options_on_the_command_line(prepared_tiny: Path) -> None:
-    argv = [
-        str(prepared_tiny),
-        "--task",
-        "speech_to_text_multitask",
-        "--arch",
-        "waitk_s2t_transformer_tiny",
-        "--criterion",
-        "st_ctc_asr",
-        "--conflict-method",
-        "mgcm",
-        "--conflict-granularity",
-        "layer",
-        "--conflict-aux-mode",
-        "combined",
-        "--conflict-telemetry-jsonl",
-        "t.jsonl",
-        "--waitk-lagging",
-        "3",
-        "--encoder-chunk-size",
-        "8",
-        "--ctc-weight",
-        "0.5",
-    ]
-    args = options.parse_args_and_arch(options.get_training_parser(), argv)
-    assert (args.conflict_method, args.conflict_granularity, args.conflict_aux_mode) == (
-        "mgcm",
-        "layer",
-        "combined",
-    )
-    assert args.conflict_telemetry_jsonl == "t.jsonl"
-    assert (args.waitk_lagging, args.encoder_chunk_size, args.embed_dim) == (3, 8, 128)
-    assert args.ctc_weight == 0.5
-    defaults = options.parse_args_and_arch(options.get_training_parser(), argv[:7])
-    assert (defaults.conflict_method, defaults.conflict_granularity) == ("none", "module")
-    assert defaults.conflict_aux_mode == "separate" and defaults.conflict_telemetry_jsonl is None
-    with pytest.raises(SystemExit):
-        options.parse_args_and_arch(
-            options.get_training_parser(), argv[:7] + ["--conflict-method", "bogus"]
-        )
-
-
 def test_validation_reports_bleu(prepared_tiny: Path) -> None:
     task = _task(prepared_tiny, eval_bleu=True)
     model = task.build_model(argparse.Namespace(arch="waitk_s2t_transformer_tiny"))
@@ -133,26 +90,3 @@ def test_batching_keeps_every_utterance(prepared_tiny: Path) -> None:
     ).next_epoch_itr(shuffle=False)  # fmt: skip
     ids = sorted(i for batch in iterator for i in batch["id"].tolist())
     assert ids == list(range(len(dataset)))
-
-
-def test_conflict_engine_gets_plain_strings(prepared_tiny: Path) -> None:
-    """The config holds fairseq ChoiceEnum members; the engine (and its JSON telemetry) gets str."""
-    from fairseq_mgcm.tasks.config import (
-        CONFLICT_AUX_MODES,
-        CONFLICT_GRANULARITIES,
-        CONFLICT_METHODS,
-    )
-
-    task = _task(
-        prepared_tiny,
-        conflict_method=CONFLICT_METHODS("mgcm"),
-        conflict_granularity=CONFLICT_GRANULARITIES("layer"),
-        conflict_aux_mode=CONFLICT_AUX_MODES("combined"),
-    )
-    backward = task.conflict_backward()
-    assert (backward.method, backward.granularity, backward.aux_mode) == (
-        "mgcm",
-        "layer",
-        "combined",
-    )
-    assert all(type(v) is str for v in (backward.method, backward.granularity, backward.aux_mode))

@@ -1,0 +1,125 @@
+"""The registered ``conflict_aware`` optimizer: options through fairseq's parser and config
+conversion, its base optimizer, fairseq's fp16/AMP wrappers around it, resume, and the
+``multitask_backward`` API a task's train_step uses."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from fairseq import optim
+from fairseq.optim.adam import FairseqAdam
+from fairseq.optim.amp_optimizer import AMPOptimizer
+from fairseq.optim.fp16_optimizer import FP16Optimizer, MemoryEfficientFP16Optimizer
+from fairseq.optim.nag import FairseqNAG
+from optim_testing import ThreeTaskModel, adam, batch, grads, parsed_cfg
+
+from fairseq_mgcm.conflict import ConflictEngine
+from fairseq_mgcm.optim import ConflictAwareOptimizer, find_conflict_aware, multitask_backward
+
+WRAPPER = ["--optimizer", "conflict_aware", "--base-optimizer", "adam"]
+
+
+@pytest.fixture(scope="module")
+def mgcm_cfg():
+    """One parsed config (parsing costs ~1 s): MGCM with non-default Adam options."""
+    return parsed_cfg(*WRAPPER, "--adam-betas", "(0.8,0.95)", "--adam-eps", "1e-6",
+                      "--weight-decay", "0.01", "--lr", "3e-3", "--conflict-method", "mgcm",
+                      "--conflict-granularity", "layer", "--conflict-aux-mode", "combined",
+                      "--conflict-telemetry-jsonl", "t.jsonl",
+                      "--conflict-telemetry-interval", "7", "--seed", "5",
+                      "--fp16-no-flatten-grads")
+
+
+def test_options_survive_fairseqs_config_conversion(mgcm_cfg) -> None:
+    optimizer = optim.build_optimizer(mgcm_cfg.optimizer, list(ThreeTaskModel().parameters()))
+    assert isinstance(optimizer, ConflictAwareOptimizer)
+    assert isinstance(optimizer.base, FairseqAdam)
+    assert optimizer.optimizer_config == {"lr": 3e-3, "betas": (0.8, 0.95), "eps": 1e-6,
+                                          "weight_decay": 0.01}
+    backward = optimizer.conflict_backward
+    assert (backward.method, backward.granularity, backward.aux_mode) == (
+        "mgcm", "layer", "combined")
+    assert all(type(v) is str for v in (backward.method, backward.granularity,
+                                        backward.aux_mode))
+    assert backward._writer.path == "t.jsonl" and backward._writer.interval == 7
+    assert optimizer.optimizer is optimizer.base.optimizer
+    assert optimizer.get_lr() == 3e-3
+
+
+def test_defaults_and_another_base() -> None:
+    cfg = parsed_cfg(*WRAPPER[:2], "--base-optimizer", "nag", "--momentum", "0.5")
+    optimizer = optim.build_optimizer(cfg.optimizer, list(ThreeTaskModel().parameters()))
+    assert isinstance(optimizer.base, FairseqNAG)
+    assert optimizer.optimizer_config["momentum"] == 0.5
+    backward = optimizer.conflict_backward
+    assert (backward.method, backward.granularity, backward.aux_mode) == (
+        "none", "module", "separate")
+    assert backward._writer is None
+
+
+def test_bad_choice_is_refused_by_the_parser() -> None:
+    with pytest.raises(SystemExit):
+        parsed_cfg(*WRAPPER, "--conflict-method", "bogus")
+    with pytest.raises(SystemExit):  # the conflict options left the task
+        parsed_cfg("--optimizer", "adam", "--conflict-method", "mgcm")
+
+
+@pytest.mark.parametrize("wrapper", [FP16Optimizer, MemoryEfficientFP16Optimizer, AMPOptimizer],
+                         ids=lambda w: w.__name__)
+def test_fairseq_wrappers_wrap_it(wrapper, mgcm_cfg) -> None:
+    """fairseq builds its fp16/AMP wrapper around ours; multitask_backward finds ours inside
+    and hands the (scaled) losses to the engine; the step goes to the base Adam."""
+    torch.manual_seed(0)
+    half = wrapper is not AMPOptimizer
+    model = ThreeTaskModel().half() if half else ThreeTaskModel()
+    twin = copy.deepcopy(model)
+    optimizer = wrapper.build_optimizer(mgcm_cfg, list(model.parameters()))
+    inner = find_conflict_aware(optimizer)
+    assert isinstance(inner, ConflictAwareOptimizer)
+    x, targets = batch(0, dtype=torch.half if half else torch.float32)
+    with multitask_backward(optimizer, model) as backward:
+        stats = backward(model(x, targets), primary="st", update_num=0)
+    assert stats.method == "mgcm" and stats.records
+    scale = optimizer.scaler.loss_scale if half else optimizer._grad_scaler.get_scale()
+    ConflictEngine(twin, "mgcm", "layer", "combined").backward(
+        {name: scale * loss for name, loss in twin(x, targets).items()}, "st")
+    for (name, got), want in zip(grads(model).items(), grads(twin).values()):
+        torch.testing.assert_close(got, want, msg=name)
+    before = model.layer.fc1.weight.detach().clone()
+    optimizer.clip_grad_norm(1.0)
+    optimizer.step()
+    assert not torch.equal(before, model.layer.fc1.weight)
+
+
+def test_state_dict_round_trip_resumes_the_base(mgcm_cfg) -> None:
+    torch.manual_seed(0)
+    model = ThreeTaskModel()
+    optimizer = optim.build_optimizer(mgcm_cfg.optimizer, list(model.parameters()))
+    x, targets = batch(1)
+    with multitask_backward(optimizer, model) as backward:
+        backward(model(x, targets), primary="st")
+    optimizer.step()
+    state = copy.deepcopy(optimizer.state_dict())
+    assert state["state"], "Adam's moments are in the state"
+    resumed = optim.build_optimizer(mgcm_cfg.optimizer, list(model.parameters()))
+    resumed.load_state_dict(state)
+    torch.testing.assert_close(resumed.state_dict()["state"], state["state"])
+
+
+def test_plain_optimizer_gets_the_plain_sum() -> None:
+    """With ``--optimizer adam`` the task still trains: one backward of the summed losses."""
+    torch.manual_seed(0)
+    model = ThreeTaskModel()
+    twin = copy.deepcopy(model)
+    optimizer = adam(model.parameters())
+    assert find_conflict_aware(optimizer) is None
+    x, targets = batch(2)
+    with multitask_backward(optimizer, model) as backward:
+        stats = backward(model(x, targets), primary="st")
+    assert stats.method == "none" and not stats.records
+    sum(twin(x, targets).values()).backward()
+    for got, want in zip(grads(model).values(), grads(twin).values()):
+        torch.testing.assert_close(got, want)
+    with pytest.raises(KeyError, match="primary"), multitask_backward(optimizer, model) as bw:
+        bw(model(x, targets), primary="mt")
