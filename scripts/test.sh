@@ -3,8 +3,9 @@
 #
 # Usage: scripts/test.sh [pytest arguments]      e.g. scripts/test.sh -m "not slow"
 #
-# Sets up system tools and the cached venv (scripts/setup_env.sh), then runs pytest on tests/
-# against this checkout. pytest options (-p no:flake8) live in pyproject.toml.
+# Sets up system tools and the cached venv (scripts/setup_env.sh), checks the environment against
+# requirements.lock, lints and type-checks the package (scripts/lint.sh), then runs pytest on
+# tests/ against this checkout. pytest options (-p no:flake8) live in pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
@@ -16,4 +17,5 @@ if not where.startswith(here + os.sep):
     sys.exit(f"fairseq_mgcm imports from {where}, not from this checkout {here}")
 PY
 python scripts/check_env.py   # the environment is exactly requirements.lock
+scripts/lint.sh               # ruff and mypy on fairseq_mgcm/
 exec python -m pytest "$@"   # testpaths = tests (pyproject.toml)

@@ -54,7 +54,8 @@ class StCtcAsrCriterion(FairseqCriterion):
         }
         if not any(self.weights.values()):
             raise ValueError(
-                "--st-weight, --ctc-weight, --asr-weight and --mt-weight are all 0: nothing to train"
+                "--st-weight, --ctc-weight, --asr-weight and --mt-weight are all 0: "
+                "nothing to train"
             )
         self.sentence_avg = cfg.sentence_avg
         src_dict = getattr(task, "transcript_dictionary", None)

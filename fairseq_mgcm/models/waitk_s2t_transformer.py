@@ -141,7 +141,8 @@ class WaitkS2TTransformerModel(FairseqEncoderDecoderModel):
             if src_dict is None:
                 raise ValueError(
                     "--mt-text-encoder needs a source (English) dictionary: the task must provide "
-                    "transcripts (--task speech_to_text_multitask, src_vocab_filename in config.yaml)"
+                    "transcripts (--task speech_to_text_multitask, src_vocab_filename in "
+                    "config.yaml)"
                 )
             mt_embed = TextEmbedding(src_dict, cfg.embed_dim, cfg.dropout)
             mt_lagging = cfg.mt_waitk_lagging

@@ -54,7 +54,8 @@ def _legs(record: Path) -> list[dict]:
     try:
         old = json.loads(record.read_text())
     except json.JSONDecodeError as error:
-        raise SystemExit(f"{record}: not a peak-memory record ({error}); remove it to start over")
+        message = f"{record}: not a peak-memory record ({error}); remove it to start over"
+        raise SystemExit(message) from None
     if "legs" in old:
         return list(old["legs"])
     return [{key: old[key] for key in ("peak_rss_mb", "wall_s", "returncode", "command")

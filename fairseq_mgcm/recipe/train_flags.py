@@ -48,7 +48,7 @@ def read_flags(path: Path) -> list[Flag]:
     """The tokens of an ``.args`` file: flags and values, several per line, ``#`` comments."""
     if not path.is_file():
         raise BadFlag(f"{path}: no such flag file")
-    flags = []
+    flags: list[Flag] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         try:
             tokens = shlex.split(line, comments=True)
@@ -61,8 +61,9 @@ def read_flags(path: Path) -> list[Flag]:
 def check_combination(flags: list[Flag]) -> None:
     """Parse ``flags`` as ``fairseq-train DATA --user-dir fairseq_mgcm FLAGS``; raise
     :class:`BadFlag` naming the source of the first flag the parser refuses."""
-    import fairseq_mgcm  # noqa: F401  (registers the plugin before fairseq builds its parser)
     from fairseq import options
+
+    import fairseq_mgcm  # noqa: F401  (registers the plugin before fairseq builds its parser)
 
     tokens = [flag.token for flag in flags]
     argv = ["DATA", "--user-dir", str(PLUGIN_DIR), *tokens]
@@ -87,7 +88,8 @@ def _locate(reason: str, flags: list[Flag], token: str | None = None) -> str:
         if flag.token in candidates or (token is None and flag.token.startswith("--")
                                         and f"{flag.token} " in reason + " "):
             return f"{flag.source}: {flag.token}: {reason}"
-    return f"training flags ({', '.join(sorted({f.source.split(':')[0] for f in flags}))}): {reason}"
+    files = ", ".join(sorted({f.source.split(":")[0] for f in flags}))
+    return f"training flags ({files}): {reason}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated .args files, one combination ('' for none)")
     args = parser.parse_args(argv)
     try:
-        groups = [(args.budget, "--train-budget"), (args.recipe_flags, "scripts/run.sh's own flags"),
+        groups = [(args.budget, "--train-budget"),
+                  (args.recipe_flags, "scripts/run.sh's own flags"),
                   (args.extra, "--extra-train-args")]
         given = [Flag(token, source) for text, source in groups for token in _split(text, source)]
         for combo in args.combos:

@@ -114,7 +114,9 @@ def _parse_flow_lines(text: str) -> tuple[list[dict], list[int], list[str]] | No
     line is anything else (quotes, comments, block style), and the caller parses real yaml.
     Also returns each entry's offset as written (see ``_read_yaml``).
     """
-    entries, line_numbers, offset_texts = [], [], []
+    entries: list[dict] = []
+    line_numbers: list[int] = []
+    offset_texts: list[str] = []
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
