@@ -26,7 +26,7 @@ def read_lock(path: Path) -> list[tuple[int, str, str]]:
         if not line:
             continue
         name, sep, version = line.partition("==")
-        if not sep or not name or not version or any(c in version for c in "<>=!~;, "):
+        if not sep or not name or not version or any(c in version for c in "<>=!~;,* "):
             raise SystemExit(f"{path}:{number}: expected an exact pin 'name==version', got {raw!r}")
         pins.append((number, name.strip(), version.strip()))
     return pins
