@@ -12,21 +12,33 @@ from pathlib import Path
 
 import pytest
 
+from docs_commands import command_starting, commands
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SH = ROOT / "scripts" / "run.sh"
+README = ROOT / "README.md"
+README_RECIPE = "scripts/run.sh --recipe configs/recipes/mustc_s.sh --mustc-root /data/MUSTC_v1.0"
 SMALL = ["--vocab-size-tgt", "120", "--vocab-size-src", "100", "--eval-max-instances", "2"]
 BUDGET = "--max-epoch 1 --max-tokens 4000"  # epoch checkpoints, for stage 4 to average
 
 
 def _env() -> dict[str, str]:
-    return dict(os.environ, OMP_NUM_THREADS="1",
+    return dict(os.environ, OMP_NUM_THREADS="1", MGCM_VENV=sys.prefix,
                 PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
                 PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 
 
-def run_recipe(*args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(RUN_SH), *args], cwd=ROOT, env=_env(),
+def run_recipe(*args: str, timeout: int = 1500, script: Path = RUN_SH
+               ) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(script), *args], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def readme_command(prefix: str) -> list[str]:
+    """A README command as written, without the script (run_recipe adds it)."""
+    words = command_starting(README, prefix)
+    assert words[0] == "scripts/run.sh"
+    return words[1:]
 
 
 def snapshot(folder: Path) -> dict[str, int]:
@@ -62,11 +74,11 @@ def mustc_corpus(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_demo_recipe_with_asr_pretraining_runs_every_stage_and_a_rerun_rewrites_nothing(tmp_path):
-    exp = tmp_path / "exp"
-    args = ["--recipe", "configs/recipes/demo.sh", "--exp-dir", str(exp),
-            "--corpus-sizes", "32 8 8", *SMALL, "--extra-train-args", BUDGET,
-            "--asr-pretrain", "true"]
-    first = run_recipe(*args)
+    exp = tmp_path / "exp" / "demo"
+    demo = ROOT / "scripts" / "demo.sh"  # the README's command: run.sh --recipe demo.sh
+    args = ["--exp-dir", str(exp), "--corpus-sizes", "32 8 8", *SMALL,
+            "--extra-train-args", BUDGET, "--asr-pretrain", "true"]
+    first = run_recipe(*args, script=demo)
     assert first.returncode == 0, first.stderr[-4000:]
     for stage in range(8):
         assert f"Stage {stage}:" in first.stderr
@@ -75,15 +87,23 @@ def test_demo_recipe_with_asr_pretraining_runs_every_stage_and_a_rerun_rewrites_
     assert (exp / "mgcm" / "conflicts.png").read_bytes()[:4] == b"\x89PNG"
 
     before = snapshot(exp)
-    again = run_recipe(*args)
+    again = run_recipe(*args, script=demo)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "mgcm already trained with these flags" in again.stderr
     assert "ASR pre-training already trained" in again.stderr
     assert snapshot(exp) == before  # no output or marker was rewritten
 
     # A changed budget re-enters training (fairseq-train resumes), and only that.
+    # The README's own SimulEval commands, as written, on this demo's output (exp/demo/...).
+    for command in commands(README):
+        if command.startswith(("python -m fairseq_mgcm.data.mustc.source_list", "simuleval ")):
+            run = subprocess.run(command, shell=True, cwd=tmp_path, env=_env(),
+                                 capture_output=True, text=True, timeout=600)
+            assert run.returncode == 0, (command, run.stderr[-3000:])
+    assert (exp / "k5" / "instances.log").read_text().count("\n") == 8
+
     longer = run_recipe(*args[:-4], "--extra-train-args", BUDGET.replace("1", "2", 1),
-                        "--asr-pretrain", "true", "--stop-stage", "3")
+                        "--asr-pretrain", "true", "--stop-stage", "3", script=demo)
     assert longer.returncode == 0, longer.stderr[-3000:]
     assert "flags changed since it was trained" in longer.stderr
     assert "ASR pre-training already trained" not in longer.stderr  # its flags changed too
@@ -112,7 +132,7 @@ def test_multi30k_recipe_runs_every_stage(tmp_path):
 @pytest.mark.slow
 def test_paper_recipe_runs_on_cpu_as_shipped(tmp_path, mustc_corpus):
     exp = tmp_path / "exp"
-    run = run_recipe("--recipe", "configs/recipes/mustc_s.sh", "--mustc-root", str(mustc_corpus),
+    run = run_recipe(*readme_command(README_RECIPE), "--mustc-root", str(mustc_corpus),
                      "--ngpus", "0", "--exp-dir", str(exp), *SMALL,
                      "--extra-train-args", "--max-update 2 --max-tokens 6000", timeout=2400)
     assert run.returncode == 0, run.stderr[-4000:]
@@ -125,9 +145,9 @@ def test_paper_recipe_runs_on_cpu_as_shipped(tmp_path, mustc_corpus):
 @pytest.mark.slow
 def test_eight_gpu_overlay_trains_as_two_cpu_processes(tmp_path, mustc_corpus):
     exp = tmp_path / "exp"
-    run = run_recipe("--recipe", "configs/recipes/mustc_s.sh", "--mustc-root", str(mustc_corpus),
-                     "--hardware-args", "configs/hardware/8gpu.args", "--ngpus", "0",
-                     "--nprocs", "2", "--methods", "mgcm", "--stop-stage", "3",
+    command = readme_command(README_RECIPE + " --ngpus 8")
+    assert "configs/hardware/8gpu.args" in command
+    run = run_recipe(*command, "--mustc-root", str(mustc_corpus), "--ngpus", "0", "--nprocs", "2", "--methods", "mgcm", "--stop-stage", "3",
                      "--exp-dir", str(exp), *SMALL,
                      "--extra-train-args", "--max-update 2 --max-tokens 3000", timeout=1200)
     assert run.returncode == 0, run.stderr[-4000:]
@@ -190,3 +210,11 @@ def test_on_other_nodes_only_training_runs(tmp_path):
     for stage in (4, 5, 6, 7):
         assert f"Stage {stage}: skipped on node 1 (node 0 does it)" in evaluate.stderr
     assert not (tmp_path / "exp" / "corpus").exists()
+
+
+def test_every_readme_command_is_run_by_a_test():
+    tested = ("scripts/demo.sh", "scripts/test.sh", README_RECIPE,
+              "python -m fairseq_mgcm.data.mustc.source_list", "simuleval ")
+    for command in commands(README):
+        assert command.startswith(tested), f"README command not run by any test: {command}"
+    assert len([c for c in commands(README) if c.startswith(README_RECIPE)]) == 2
