@@ -47,8 +47,8 @@ from pathlib import Path
 from fairseq_mgcm.agents.read_step import read_step_ms_from_cfg
 from fairseq_mgcm.agents.scoring import LATENCY_METRICS, score_log
 from fairseq_mgcm.atomic_files import write_text
-from fairseq_mgcm.data.mustc.source_list import resolve_source_list
 from fairseq_mgcm.checkpoint_errors import CheckpointError, read_checkpoint
+from fairseq_mgcm.data.mustc.source_list import resolve_source_list
 
 AGENT_CLASS = "fairseq_mgcm.agents.waitk_agent.WaitkAgent"
 COLUMNS = (
@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     results = args.results or args.output_dir / "results.tsv"
     rows: list[dict[str, object]] = []
     signature = ""
+    started = time.time()
     for k in args.k:
         for segment_size in args.segment_size:
             output = run_one(args, k, segment_size, extra, inputs)
@@ -281,7 +282,9 @@ def main(argv: list[str] | None = None) -> None:
             )
             scores["n_instances"] = int(scores["n_instances"])
             rows.append({"k": k, "segment_size": segment_size, **scores, "output": str(output)})
-            write_tsv(results, rows)
+            if (output / ".done").stat().st_mtime >= started:
+                write_tsv(results, rows)  # a long sweep's table grows as runs finish
+    write_tsv(results, rows)  # unchanged: left untouched, so a finished sweep rewrites nothing
     for row in rows:
         logger.info(
             "k=%s seg=%s BLEU %.2f AL %.1f AL_CA %.1f", row["k"], row["segment_size"],
