@@ -45,13 +45,17 @@ def _load_dictionary(data_cfg: S2TDataConfig, key: str, config_path: Path) -> Di
 
 def _resolve_data_paths(data_cfg: S2TDataConfig) -> None:
     """Make the paths fairseq leaves relative to the working directory relative to the data
-    directory instead: the TSV ``audio`` column (via ``audio_root``) and the CMVN statistics."""
+    directory instead: the TSV ``audio`` column (via ``audio_root``) and the CMVN statistics.
+    Both become absolute, so code that joins them with the data directory again (or runs from
+    another working directory) cannot double a relative ``--data-dir``."""
     config = data_cfg.config
-    config.setdefault("audio_root", data_cfg.root.as_posix())
+    root = data_cfg.root.resolve()
+    audio_root = Path(config.get("audio_root", root))
+    config["audio_root"] = (audio_root if audio_root.is_absolute() else root / audio_root).as_posix()
     cmvn = config.get("global_cmvn")
     if cmvn is not None and "stats_npz_path" in cmvn:
         path = Path(cmvn["stats_npz_path"])
-        cmvn["stats_npz_path"] = (path if path.is_absolute() else data_cfg.root / path).as_posix()
+        cmvn["stats_npz_path"] = (path if path.is_absolute() else root / path).as_posix()
 
 
 @register_task("speech_to_text_multitask", dataclass=SpeechToTextMultitaskConfig)
