@@ -6,6 +6,7 @@ vocabulary size, --extra-train-args, --eval-max-instances). They then check each
 outputs, that a re-run rewrites nothing, and that bad options stop the run before it writes.
 """
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -218,3 +219,22 @@ def test_every_readme_command_is_run_by_a_test():
     for command in commands(README):
         assert command.startswith(tested), f"README command not run by any test: {command}"
     assert len([c for c in commands(README) if c.startswith(README_RECIPE)]) == 2
+
+
+RECIPE_DOC = ROOT / "docs" / "recipe.md"
+
+
+def test_every_recipe_doc_command_is_a_tested_form_and_the_multi_node_one_is_accepted(tmp_path):
+    """docs/recipe.md's commands are the README's (run above), the CPU multi-process one (the
+    test above runs the same flags), and a multi-node one, which needs GPUs: its options and
+    every training flag it implies are checked here (``--stage 8`` runs no stage)."""
+    docs = [c.replace("$MUSTC_ROOT", "/data/MUSTC_v1.0") for c in commands(RECIPE_DOC)]
+    readme = {c for c in commands(README) if c.startswith("scripts/run.sh")}
+    cpu = README_RECIPE + " --ngpus 0 --nprocs 2 --hardware-args configs/hardware/8gpu.args"
+    nodes = [c for c in docs if "--nnodes" in c]
+    for command in docs:
+        assert command in readme or command == cpu or command in nodes, command
+    assert len(nodes) == 1
+    run = run_recipe(*shlex.split(nodes[0])[1:], "--mustc-root", str(tmp_path), "--stage", "8",
+                     "--corpus", "builtin", "--exp-dir", str(tmp_path / "exp"), timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
