@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from docs_commands import command_starting, commands
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,8 +147,8 @@ def test_eight_gpu_overlay_trains_as_two_cpu_processes(tmp_path, mustc_corpus):
     exp = tmp_path / "exp"
     command = readme_command(README_RECIPE + " --ngpus 8")
     assert "configs/hardware/8gpu.args" in command
-    run = run_recipe(*command, "--mustc-root", str(mustc_corpus), "--ngpus", "0", "--nprocs", "2", "--methods", "mgcm", "--stop-stage", "3",
-                     "--exp-dir", str(exp), *SMALL,
+    run = run_recipe(*command, "--mustc-root", str(mustc_corpus), "--ngpus", "0", "--nprocs", "2",
+                     "--methods", "mgcm", "--stop-stage", "3", "--exp-dir", str(exp), *SMALL,
                      "--extra-train-args", "--max-update 2 --max-tokens 3000", timeout=1200)
     assert run.returncode == 0, run.stderr[-4000:]
     log = (exp / "mgcm" / "checkpoints" / "train.log").read_text()
