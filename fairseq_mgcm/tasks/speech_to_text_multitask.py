@@ -50,8 +50,8 @@ def _resolve_data_paths(data_cfg: S2TDataConfig) -> None:
     another working directory) cannot double a relative ``--data-dir``."""
     config = data_cfg.config
     root = data_cfg.root.resolve()
-    audio_root = Path(config.get("audio_root", root))
-    config["audio_root"] = (audio_root if audio_root.is_absolute() else root / audio_root).as_posix()
+    audio = Path(config.get("audio_root", root))
+    config["audio_root"] = (audio if audio.is_absolute() else root / audio).as_posix()
     cmvn = config.get("global_cmvn")
     if cmvn is not None and "stats_npz_path" in cmvn:
         path = Path(cmvn["stats_npz_path"])
