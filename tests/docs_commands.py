@@ -22,7 +22,9 @@ def commands(markdown: Path) -> list[str]:
 
 
 def command_starting(markdown: Path, prefix: str) -> list[str]:
-    """The one command of ``markdown`` that starts with ``prefix``, split into words."""
-    matches = [c for c in commands(markdown) if c.startswith(prefix)]
+    """The command of ``markdown`` equal to ``prefix``, else the one that starts with it, split
+    into words."""
+    found = commands(markdown)
+    matches = [c for c in found if c == prefix] or [c for c in found if c.startswith(prefix)]
     assert len(matches) == 1, f"{markdown}: expected one command starting {prefix!r}: {matches}"
     return shlex.split(matches[0])
