@@ -210,6 +210,19 @@ up_to_date() {
   local in
   for in in "$@"; do [ ! "$in" -nt "$out" ] || return 1; done
 }
+# run_once STAGE MARKER WHAT DOING CMD...: on node 0, run CMD unless MARKER records it already.
+run_once() {
+  local stage_no=$1 marker=$2 what=$3 doing=$4; shift 4
+  if ! on_first_node; then
+    skip_on_other_nodes "$stage_no"
+  elif is_done "$marker" "$*"; then
+    log "Stage $stage_no: $what is up to date"
+  else
+    log "Stage $stage_no: $doing"
+    "$@"
+    mark_done "$marker" "$*"
+  fi
+}
 wait_for() {  # wait_for FILE WHAT: other nodes wait until node 0 has finished a shared stage
   until [ -f "$1" ]; do log "node $node_rank: waiting for node 0 to $2 ($1)"; sleep 30; done
 }
@@ -265,17 +278,9 @@ if [ "$corpus" != mustc ]; then
               --n-train "$n_train" --n-dev "$n_dev" --n-test "$n_test" --seed "$corpus_seed")
   [ "$corpus" = builtin ] || corpus_cmd+=(--src-text "$src_text" --tgt-text "$tgt_text"
                                           --max-sentences $((n_train + n_dev + n_test)))
-  corpus_marker=$exp_dir/.stage0_corpus.done
   if run_stage 0; then
-    if ! on_first_node; then
-      skip_on_other_nodes 0
-    elif is_done "$corpus_marker" "${corpus_cmd[*]}"; then
-      log "Stage 0: corpus $corpus_dir is up to date"
-    else
-      log "Stage 0: make a $corpus corpus in MuST-C layout -> $corpus_dir"
-      "${corpus_cmd[@]}"
-      mark_done "$corpus_marker" "${corpus_cmd[*]}"
-    fi
+    run_once 0 "$exp_dir/.stage0_corpus.done" "corpus $corpus_dir" \
+      "make a $corpus corpus in MuST-C layout -> $corpus_dir" "${corpus_cmd[@]}"
   fi
 fi
 
@@ -287,15 +292,8 @@ prepare_cmd=(python scripts/prepare_mustc.py --mustc-root "$mustc_root" --out-di
 # Beside the data folder, not in it: prepare_mustc.py keeps its own markers in $data_dir/.done/.
 data_marker=$exp_dir/.stage1_prepare.done
 if run_stage 1; then
-  if ! on_first_node; then
-    skip_on_other_nodes 1
-  elif is_done "$data_marker" "${prepare_cmd[*]}"; then
-    log "Stage 1: prepared data $data_dir is up to date"
-  else
-    log "Stage 1: prepare $mustc_root -> $data_dir"
-    "${prepare_cmd[@]}"
-    mark_done "$data_marker" "${prepare_cmd[*]}"
-  fi
+  run_once 1 "$data_marker" "prepared data $data_dir" \
+    "prepare $mustc_root -> $data_dir" "${prepare_cmd[@]}"
 fi
 
 # ---- stage 2: ASR pre-training ---------------------------------------------------------------

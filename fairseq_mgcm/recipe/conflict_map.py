@@ -12,8 +12,8 @@ import logging
 import os
 from pathlib import Path
 
-from fairseq_mgcm.atomic_files import atomic_path
 from fairseq_mgcm.conflict.telemetry import KIND_ORDER, read_windows
+from fairseq_mgcm.recipe.plot import save_png
 
 __all__ = ["conflict_grid", "plot_conflict_map"]
 
@@ -86,9 +86,4 @@ def plot_conflict_map(path: str | os.PathLike[str], output: str | os.PathLike[st
         ax.set_xlabel("update")
         ax.set_title(f"conflict rate: primary vs {pair}")
         fig.colorbar(image, ax=ax, fraction=0.04)
-    fig.tight_layout()
-    output = Path(output)
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return output
+    return save_png(fig, output)

@@ -45,6 +45,13 @@ def plot_bleu_al(results: list[MethodResult], output: str | os.PathLike,
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    return save_png(fig, output)
+
+
+def save_png(fig, output: str | os.PathLike) -> Path:
+    """Lay ``fig`` out, write it to ``output`` atomically as PNG, and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     output = Path(output)
     with atomic_path(output) as tmp:
