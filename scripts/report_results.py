@@ -1,15 +1,24 @@
 #!/usr/bin/env python
-"""Write a recipe's results table (markdown) and BLEU-AL plot (PNG), methods side by side.
+"""Write a recipe's results (markdown) and BLEU-AL plot (PNG), methods side by side.
 
-Inputs:  --exp-dir EXP with EXP/<method>/{offline_bleu.txt, simul/results.tsv,
-         train_peak.json, conflict.jsonl} for each of --methods (missing pieces show as "-")
-Outputs: EXP/results.md and EXP/bleu_al.png; the table is printed too
+Inputs:  --exp-dir EXP with, per run, EXP/<method>/ (or EXP/<method>/seed<N>/ with --seeds):
+         offline_bleu.txt, generate-<test set>.txt, simul/results.tsv and each run's
+         instances.log, train_peak.json, conflict.jsonl (missing pieces show as "-" or are
+         listed as missing; the statistics use the seeds that finished and say how many)
+Outputs: EXP/results.md (every run; means and spreads over seeds with chrF and cost ratios to
+         `none`; sacrebleu paired approximate randomization tests of each method against `none` and of MGCM
+         against PCGrad) and EXP/bleu_al.png (mean curve per method, seed spread as error bars);
+         the tables are printed too
 Usage:   python scripts/report_results.py --exp-dir exp/demo --methods none mgcm
+         python scripts/report_results.py --exp-dir exp/cmp --methods none pcgrad mgcm \\
+             --seeds 1 2 3
 """
 import argparse
 import sys
 from pathlib import Path
 
+from fairseq_mgcm.atomic_files import write_text
+from fairseq_mgcm.recipe.comparison import compare, comparison_markdown
 from fairseq_mgcm.recipe.plot import plot_bleu_al
 from fairseq_mgcm.recipe.results import PAPER_REFERENCE, collect, markdown_table
 
@@ -18,16 +27,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exp-dir", required=True, type=Path)
     parser.add_argument("--methods", nargs="+", required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="the runs are EXP/<method>/seed<N>/ (scripts/run.sh --seeds)")
+    parser.add_argument("--test-set", default="tst-COMMON",
+                        help="the split decoded (names generate-<test set>.txt)")
     parser.add_argument("--title", default=None)
     args = parser.parse_args()
+    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds {' '.join(map(str, args.seeds))}: a seed is repeated")
 
-    results = collect(args.exp_dir, args.methods)
-    table = markdown_table(results)
+    results = collect(args.exp_dir, args.methods, args.seeds)
+    comparison = compare(results, args.test_set)
+    for path in comparison.missing:
+        print(f"missing, left out: {path}", file=sys.stderr)
     note = ("\nReference: Liu et al. (2024) report MGCM's offline BLEU gain over plain multi-task "
             f"training on MuST-C En-De as +{PAPER_REFERENCE['offline_bleu_gain_greedy']} (greedy) "
             f"and +{PAPER_REFERENCE['offline_bleu_gain_beam5']} (beam 5).\n")
-    (args.exp_dir / "results.md").write_text(table + note)
-    print(table)
+    text = ("## Runs\n\n" + markdown_table(results) + "\n## Methods compared\n\n"
+            + comparison_markdown(comparison) + note)
+    write_text(args.exp_dir / "results.md", text)
+    print(text)
     try:
         png = plot_bleu_al(results, args.exp_dir / "bleu_al.png",
                            title=args.title or f"BLEU vs. AL ({args.exp_dir.name})")

@@ -15,10 +15,15 @@
 #   4  average the last --n-average checkpoints
 #   5  offline BLEU on --test-set with fairseq-generate
 #   6  simultaneous evaluation with SimulEval over --k-list
-#   7  results table (markdown), BLEU-AL plot and per-method conflict heat maps (PNG)
+#   7  results table (markdown), BLEU-AL plot and per-method conflict heat maps (PNG); with
+#      --seeds, means and spreads over seeds and sacrebleu paired significance tests
+#
+# With --seeds "1 2 3", stages 3-7 run once per seed (every method, then the table), each run in
+# $exp_dir/<method>/seed<N>/, so the table and plot grow as seeds finish and a stopped run
+# continues where it was. Without it, one run per method in $exp_dir/<method>/ with --seed.
 #
 # Training flags are joined in this order, later ones winning: --model-args, --hardware-args,
-# configs/methods/<method>.args (stage 2: --asr-args), --train-budget, the recipe's own flags
+# configs/methods/<method>.args (stage 2: --asr-args), --overlays, --train-budget, the recipe's own flags
 # (data, save dir, seed, telemetry, devices), --extra-train-args. Every combination is parsed by
 # fairseq-train's parser before stage 0, so a bad flag stops the run at once, naming its file.
 #
@@ -48,6 +53,7 @@ hardware_args=configs/hardware/1gpu.args  # batch size, precision, workers for t
 train_budget=""                 # e.g. "--max-epoch 12" (the recipes' budgets)
 extra_train_args=""             # flags appended after all others, e.g. "--max-update 2"
 methods="none mgcm pcgrad discard"        # each has configs/methods/<method>.args
+overlays=""                     # .args files joined after the method's in stage 3 (e.g. configs/overlays/mt.args)
 asr_pretrain=false
 asr_args=configs/overlays/asr_pretrain.args
 ngpus=1                         # GPUs per node; 0 trains on CPU
@@ -56,7 +62,8 @@ nnodes=1                        # >1: multi-node through torchrun
 node_rank=0
 master_addr=localhost
 master_port=29500
-seed=1
+seed=1                          # the seed of the single run per method (without --seeds)
+seeds=""                        # e.g. "1 2 3": every method once per seed (see the header)
 n_average=5
 test_set=tst-COMMON
 beam=5
@@ -146,6 +153,16 @@ want_int stage stop_stage corpus_seed vocab_size_tgt vocab_size_src ngpus nnodes
 [ -z "$eval_max_instances" ] || want_int eval_max_instances
 want_int_list k_list
 want_int_list corpus_sizes 3
+seed_list=("$seed")               # one run per method, or one per method and seed
+if [ -n "$seeds" ]; then
+  want_int_list seeds
+  read -r -a seed_list <<< "$seeds"
+  declare -A seen_seed=()
+  for s in "${seed_list[@]}"; do
+    [ -z "${seen_seed[$((10#$s))]:-}" ] || bad_input "--seeds '$seeds': seed $s is repeated (each seed is one run per method)"
+    seen_seed[$((10#$s))]=1
+  done
+fi
 case "$corpus" in mustc|builtin|text) ;; *) bad_input "--corpus $corpus: use mustc, builtin or text" ;; esac
 case "$tgt_lang" in de|es|fr|it|nl|pt|ro|ru) ;; *) bad_input "--tgt-lang $tgt_lang: MuST-C v1.0 has de es fr it nl pt ro ru" ;; esac
 [ "$src_lang" = en ] || bad_input "--src-lang $src_lang: MuST-C v1.0 is English -> X (use en)"
@@ -167,6 +184,8 @@ for name in model_args hardware_args; do
   [ -f "${!name}" ] || bad_input "$(flag_of "$name") ${!name}: no such file"
 done
 [ "$asr_pretrain" = false ] || [ -f "$asr_args" ] || bad_input "--asr-args $asr_args: no such file"
+read -r -a overlays_arr <<< "$overlays"
+for f in "${overlays_arr[@]}"; do [ -f "$f" ] || bad_input "--overlays: $f: no such file"; done
 if [ "$corpus" = mustc ]; then
   [ -n "$mustc_root" ] || bad_input "MUSTC_ROOT is not set: pass --mustc-root /path/to/MUSTC_v1.0 (the folder holding en-de/), or --corpus builtin"
   [ -d "$mustc_root/$src_lang-$tgt_lang/data" ] || bad_input "--mustc-root $mustc_root: no $src_lang-$tgt_lang/data inside (expected MuST-C v1.0 layout; --tgt-lang picks the pair)"
@@ -185,7 +204,10 @@ flags_of() {
   python fairseq_mgcm/recipe/train_flags.py --print --budget "$train_budget" "$(IFS=,; echo "$*")"
 }
 combos=()
-for m in "${methods_arr[@]}"; do combos+=("$model_args,$hardware_args,configs/methods/$m.args"); done
+overlay_csv=$(IFS=,; echo "${overlays_arr[*]}")
+for m in "${methods_arr[@]}"; do
+  combos+=("$model_args,$hardware_args,configs/methods/$m.args${overlay_csv:+,$overlay_csv}")
+done
 [ "$asr_pretrain" = false ] || combos+=("$model_args,$hardware_args,$asr_args")
 # What the recipe itself adds (placeholders for paths), so a clash with it shows up here too.
 recipe_flags="--config-yaml config.yaml --train-subset train --valid-subset dev --save-dir SAVE
@@ -291,6 +313,13 @@ prepare_cmd=(python scripts/prepare_mustc.py --mustc-root "$mustc_root" --out-di
 [ -z "$specaugment" ] || prepare_cmd+=(--specaugment "$specaugment")
 # Beside the data folder, not in it: prepare_mustc.py keeps its own markers in $data_dir/.done/.
 data_marker=$exp_dir/.stage1_prepare.done
+corpus_marker=$exp_dir/.stage0_corpus.done
+# A corpus re-made in stage 0 (other sizes or seed) makes the prepared data stale, although
+# the prepare command line is the same: prepare again (its own markers redo what changed).
+if [ "$corpus" != mustc ] && [ "$corpus_marker" -nt "$data_marker" ] && [ -f "$data_marker" ]; then
+  log "Stage 1: the corpus changed since it was prepared"
+  rm -f "$data_marker"
+fi
 if run_stage 1; then
   run_once 1 "$data_marker" "prepared data $data_dir" \
     "prepare $mustc_root -> $data_dir" "${prepare_cmd[@]}"
@@ -330,92 +359,120 @@ if [ "$asr_pretrain" = true ]; then
   fi
 fi
 
+# ---- stages 3-7, once per seed ---------------------------------------------------------------
+# run_dir METHOD SEED: where one training and its evaluations live.
+run_dir() { if [ -n "$seeds" ]; then echo "$exp_dir/$1/seed$2"; else echo "$exp_dir/$1"; fi; }
+
 # ---- stage 3: training -----------------------------------------------------------------------
-if run_stage 3; then
+train_methods() {
+  local m dir
   for m in "${methods_arr[@]}"; do
     stage_now=3
-    run_flags=(--conflict-telemetry-jsonl "$exp_dir/$m/conflict.jsonl" "${pretrained_args[@]}")
-    train_model "$m" "$exp_dir/$m" "configs/methods/$m.args"
+    dir=$(run_dir "$m" "$seed")
+    run_flags=(--conflict-telemetry-jsonl "$dir/conflict.jsonl" "${pretrained_args[@]}")
+    train_model "$m${seeds:+ (seed $seed)}" "$dir" "configs/methods/$m.args" "${overlays_arr[@]}"
   done
-fi
-
-if ! on_first_node; then
-  for s in 4 5 6 7; do run_stage "$s" && skip_on_other_nodes "$s"; done
-  log "done: node $node_rank trained; node 0 evaluates"
-  exit 0
-fi
+}
 
 # ---- stage 4: checkpoint averaging -----------------------------------------------------------
-if run_stage 4; then
+average_methods() {
+  local m dir avg avg_marker
   for m in "${methods_arr[@]}"; do
-    avg=$exp_dir/$m/checkpoint_avg.pt
-    avg_marker=$exp_dir/$m/.average.done
-    if is_done "$avg_marker" "$n_average" && up_to_date "$avg_marker" "$exp_dir/$m"/checkpoints/checkpoint*.pt; then
+    dir=$(run_dir "$m" "$seed")
+    avg=$dir/checkpoint_avg.pt
+    avg_marker=$dir/.average.done
+    if is_done "$avg_marker" "$n_average" && up_to_date "$avg_marker" "$dir"/checkpoints/checkpoint*.pt; then
       log "Stage 4: $avg is up to date"
       continue
     fi
-    log "Stage 4: average the last $n_average checkpoints of $m"
-    python scripts/average_checkpoints.py --save-dir "$exp_dir/$m/checkpoints" \
+    log "Stage 4: average the last $n_average checkpoints of $m${seeds:+ (seed $seed)}"
+    python scripts/average_checkpoints.py --save-dir "$dir/checkpoints" \
       --num "$n_average" --output "$avg"
     mark_done "$avg_marker" "$n_average"
   done
-fi
+}
 
 # ---- stage 5: offline BLEU -------------------------------------------------------------------
-if run_stage 5; then
+offline_methods() {
+  local m dir out offline_marker cpu
   for m in "${methods_arr[@]}"; do
-    out=$exp_dir/$m/generate-$test_set.txt
-    offline_marker=$exp_dir/$m/.offline.done
-    if is_done "$offline_marker" "$test_set beam $beam" && up_to_date "$offline_marker" "$exp_dir/$m/checkpoint_avg.pt"; then
-      log "Stage 5: offline BLEU of $m is up to date"
+    dir=$(run_dir "$m" "$seed")
+    out=$dir/generate-$test_set.txt
+    offline_marker=$dir/.offline.done
+    if is_done "$offline_marker" "$test_set beam $beam" && up_to_date "$offline_marker" "$dir/checkpoint_avg.pt"; then
+      log "Stage 5: offline BLEU of $m${seeds:+ (seed $seed)} is up to date"
       continue
     fi
-    log "Stage 5: offline BLEU of $m on $test_set (beam $beam)"
+    log "Stage 5: offline BLEU of $m${seeds:+ (seed $seed)} on $test_set (beam $beam)"
     cpu=(); [ "$ngpus" -eq 0 ] && cpu=(--cpu)
     fairseq-generate "$data_dir" --user-dir fairseq_mgcm --config-yaml config.yaml \
       --gen-subset "$test_set" --task speech_to_text_multitask \
-      --path "$exp_dir/$m/checkpoint_avg.pt" --max-tokens 50000 --beam "$beam" \
+      --path "$dir/checkpoint_avg.pt" --max-tokens 50000 --beam "$beam" \
       --scoring sacrebleu "${cpu[@]}" > "$out.tmp"
     mv "$out.tmp" "$out"
-    tail -n 1 "$out" > "$exp_dir/$m/offline_bleu.txt.tmp"
-    mv "$exp_dir/$m/offline_bleu.txt.tmp" "$exp_dir/$m/offline_bleu.txt"
-    cat "$exp_dir/$m/offline_bleu.txt"
+    tail -n 1 "$out" > "$dir/offline_bleu.txt.tmp"
+    mv "$dir/offline_bleu.txt.tmp" "$dir/offline_bleu.txt"
+    cat "$dir/offline_bleu.txt"
     mark_done "$offline_marker" "$test_set beam $beam"
   done
-fi
+}
 
 # ---- stage 6: simultaneous evaluation --------------------------------------------------------
-if run_stage 6; then
+sweep_methods() {
+  local m dir device
   device=${agent_device:-$([ "$ngpus" -gt 0 ] && echo cuda || echo cpu)}
-  sweep_args=(); [ -n "$eval_max_instances" ] && sweep_args+=(--max-instances "$eval_max_instances")
+  local -a sweep_args=()
+  [ -n "$eval_max_instances" ] && sweep_args+=(--max-instances "$eval_max_instances")
   [ -n "$segment_size" ] && sweep_args+=(--segment-size "$segment_size")
   for m in "${methods_arr[@]}"; do
-    log "Stage 6: SimulEval sweep of $m over k = ${k_arr[*]}"
-    python scripts/simuleval_sweep.py --checkpoint "$exp_dir/$m/checkpoint_avg.pt" \
+    dir=$(run_dir "$m" "$seed")
+    log "Stage 6: SimulEval sweep of $m${seeds:+ (seed $seed)} over k = ${k_arr[*]}"
+    python scripts/simuleval_sweep.py --checkpoint "$dir/checkpoint_avg.pt" \
       --data-dir "$data_dir" --split "$test_set" --k "${k_arr[@]}" \
-      --device "$device" "${sweep_args[@]}" --output-dir "$exp_dir/$m/simul"
+      --device "$device" "${sweep_args[@]}" --output-dir "$dir/simul"
   done
-fi
+}
 
 # ---- stage 7: results ------------------------------------------------------------------------
-if run_stage 7; then
+# Over every run so far (all seeds): a run that has not finished yet is reported as missing.
+report() {
+  local m s dir telemetry f what
+  local -a inputs=()
   log "Stage 7: results table, BLEU-AL plot and conflict heat maps"
-  inputs=()
   for m in "${methods_arr[@]}"; do
-    telemetry=$exp_dir/$m/conflict.jsonl
-    if [ -s "$telemetry" ] && ! up_to_date "$exp_dir/$m/conflicts.png" "$telemetry"; then
-      python scripts/plot_conflicts.py "$telemetry" "$exp_dir/$m/conflicts.png"
-    fi
-    for f in simul/results.tsv offline_bleu.txt train_peak.json conflict.jsonl; do
-      [ -e "$exp_dir/$m/$f" ] && inputs+=("$exp_dir/$m/$f")
+    for s in "${seed_list[@]}"; do
+      dir=$(run_dir "$m" "$s")
+      telemetry=$dir/conflict.jsonl
+      if [ -s "$telemetry" ] && ! up_to_date "$dir/conflicts.png" "$telemetry"; then
+        python scripts/plot_conflicts.py "$telemetry" "$dir/conflicts.png"
+      fi
+      for f in simul/results.tsv offline_bleu.txt generate-$test_set.txt train_peak.json conflict.jsonl; do
+        [ -e "$dir/$f" ] && inputs+=("$dir/$f")
+      done
     done
   done
-  results_marker=$exp_dir/.stage7_results.done
-  if is_done "$results_marker" "${methods_arr[*]}" && up_to_date "$results_marker" "${inputs[@]}"; then
+  what="${methods_arr[*]} seeds ${seeds:-none} $test_set"
+  local results_marker=$exp_dir/.stage7_results.done
+  if is_done "$results_marker" "$what" && up_to_date "$results_marker" "${inputs[@]}"; then
     log "Stage 7: results are up to date"
   else
-    python scripts/report_results.py --exp-dir "$exp_dir" --methods "${methods_arr[@]}"
-    mark_done "$results_marker" "${methods_arr[*]}"
+    python scripts/report_results.py --exp-dir "$exp_dir" --methods "${methods_arr[@]}" \
+      --test-set "$test_set" ${seeds:+--seeds $seeds}
+    mark_done "$results_marker" "$what"
   fi
-fi
+}
+
+for seed in "${seed_list[@]}"; do
+  [ -z "$seeds" ] || log "Seed $seed of ${seed_list[*]}"
+  if run_stage 3; then train_methods; fi
+  if ! on_first_node; then
+    for s in 4 5 6 7; do run_stage "$s" && skip_on_other_nodes "$s"; done
+    continue
+  fi
+  if run_stage 4; then average_methods; fi
+  if run_stage 5; then offline_methods; fi
+  if run_stage 6; then sweep_methods; fi
+  if run_stage 7; then report; fi
+done
+on_first_node || { log "done: node $node_rank trained; node 0 evaluates"; exit 0; }
 log "done: stages $stage..$stop_stage in $exp_dir"

@@ -201,9 +201,7 @@ def run_one(
             f"command: {' '.join(command)}"
         )
     logger.info("k=%d segment=%d ms: %.1f s", k, segment_size, time.perf_counter() - start)
-    tmp = partial / ".done.tmp"
-    tmp.write_text(json.dumps(key, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, partial / ".done")
+    write_text(partial / ".done", json.dumps(key, indent=1) + "\n")
     shutil.rmtree(output, ignore_errors=True)
     os.replace(partial, output)  # the run and its marker appear together
     return output

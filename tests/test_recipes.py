@@ -130,6 +130,38 @@ def test_multi30k_recipe_runs_every_stage(tmp_path):
 
 
 @pytest.mark.slow
+def test_seed_comparison_recipe_reports_statistics_and_a_rerun_rewrites_nothing(tmp_path):
+    exp = tmp_path / "exp"
+    args = ["--recipe", "configs/recipes/compare_grammar.sh", "--exp-dir", str(exp),
+            "--corpus-sizes", "32 8 8", *SMALL, "--extra-train-args", BUDGET]
+    run = run_recipe(*args, timeout=2400)
+    assert run.returncode == 0, run.stderr[-4000:]
+    methods, seeds = ["none", "pcgrad", "mgcm"], [1, 2, 3]
+    for method in methods:
+        for seed in seeds:
+            root = exp / method / f"seed{seed}"
+            assert (root / "generate-tst-COMMON.txt").is_file()
+            assert len((root / "simul" / "results.tsv").read_text().splitlines()) == 1 + 4
+            log = (root / "checkpoints" / "train.log").read_text()
+            assert f"'seed': {seed}," in log and "| mt_loss " in log
+    # the table grew seed by seed: stage 7 ran after each seed
+    assert run.stderr.count("Stage 7: results table") == 3
+    table = (exp / "results.md").read_text()
+    for method in methods:
+        assert f"| {method} | 3 (1 2 3) |" in table
+    for pair in ("mgcm vs. none", "pcgrad vs. none", "mgcm vs. pcgrad"):
+        assert f"| offline | {pair} | 1 2 3 | 24 |" in table
+        assert f"| k=7 | {pair} | 1 2 3 | 6 |" in table  # --eval-max-instances 2, 3 seeds
+    assert (exp / "bleu_al.png").read_bytes()[:4] == b"\x89PNG"
+
+    before = snapshot(exp)
+    again = run_recipe(*args, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "mgcm (seed 3) already trained with these flags" in again.stderr
+    assert snapshot(exp) == before
+
+
+@pytest.mark.slow
 def test_paper_recipe_runs_on_cpu_as_shipped(tmp_path, mustc_corpus):
     exp = tmp_path / "exp"
     run = run_recipe(*readme_command(README_RECIPE), "--mustc-root", str(mustc_corpus),
@@ -140,6 +172,7 @@ def test_paper_recipe_runs_on_cpu_as_shipped(tmp_path, mustc_corpus):
     assert_evaluated(exp, ["none", "mgcm", "pcgrad", "discard"], n_k=6)
     log = (exp / "mgcm" / "checkpoints" / "train.log").read_text()
     assert "waitk_s2t_transformer_s" in log and "num_updates 2" in log
+    assert "| mt_loss " in log and "| asr_loss " in log  # the paper's auxiliaries train
 
 
 @pytest.mark.slow
@@ -163,6 +196,9 @@ def test_eight_gpu_overlay_trains_as_two_cpu_processes(tmp_path, mustc_corpus):
     (["--ngpus", "two"], "--ngpus 'two': expected a non-negative integer"),
     (["--k-list", "1 x"], "--k-list '1 x': 'x' is not an integer"),
     (["--corpus-sizes", "10 10"], "--corpus-sizes '10 10': expected 3 integers"),
+    (["--seeds", "1 2 1"], "--seeds '1 2 1': seed 1 is repeated"),
+    (["--seeds", "1 two"], "--seeds '1 two': 'two' is not an integer"),
+    (["--overlays", "configs/overlays/nope.args"], "--overlays: configs/overlays/nope.args: no such file"),
     (["--PATH", "/x"], "unknown option --PATH"),
     (["--no-such-flag", "1"], "unknown option --no-such-flag"),
     (["--recipe", "configs/recipes/nope.sh"], "--recipe configs/recipes/nope.sh: no such file"),

@@ -1,9 +1,11 @@
-"""Draw BLEU against AL, one curve per method, as a PNG (the recipe's final figure)."""
+"""Draw BLEU against AL, one mean curve per method with its seed spread, as a PNG (the
+recipe's final figure)."""
 from __future__ import annotations
 
 import logging
 import math
 import os
+import statistics
 from pathlib import Path
 
 from fairseq_mgcm.atomic_files import atomic_path
@@ -14,7 +16,9 @@ __all__ = ["plot_bleu_al"]
 
 def plot_bleu_al(results: list[MethodResult], output: str | os.PathLike,
                  title: str = "BLEU vs. average lagging") -> Path:
-    """Plot (AL, BLEU) per k for every method with simultaneous results; write atomically."""
+    """One curve per method through its mean (AL, BLEU) at each k, with error bars of one
+    sample standard deviation over seeds in both directions (none with a single seed);
+    written atomically."""
     # fairseq's wav2vec2_classification sets the root logger to DEBUG at import time, which
     # would make matplotlib print its font search.
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
@@ -25,18 +29,20 @@ def plot_bleu_al(results: list[MethodResult], output: str | os.PathLike,
 
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
     drawn = 0
-    for result in results:
-        points = sorted((row["AL"], row["BLEU"], row.get("k", math.nan))
-                        for row in result.simul
-                        if not math.isnan(row.get("AL", math.nan))
-                        and not math.isnan(row.get("BLEU", math.nan)))
+    for method, points in _points_by_method(results).items():
         if not points:
             continue
-        xs, ys, ks = zip(*points)
-        ax.plot(xs, ys, marker="o", label=result.method)
-        for x, y, k in points:
-            ax.annotate("inf" if math.isinf(k) else f"k={k:.0f}", (x, y), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
+        ks = sorted(points, key=lambda k: _mean([al for al, _ in points[k]]))
+        als = [[al for al, _ in points[k]] for k in ks]
+        bleus = [[bleu for _, bleu in points[k]] for k in ks]
+        xs, ys = [_mean(v) for v in als], [_mean(v) for v in bleus]
+        n_seeds = max(len(v) for v in bleus)
+        ax.errorbar(xs, ys, xerr=[_sd(v) for v in als], yerr=[_sd(v) for v in bleus],
+                    marker="o", capsize=3,
+                    label=method if n_seeds == 1 else f"{method} ({n_seeds} seeds)")
+        for x, y, k in zip(xs, ys, ks):
+            ax.annotate(f"k={k:.0f}", (x, y), fontsize=7, textcoords="offset points",
+                        xytext=(3, 3))
         drawn += 1
     if drawn == 0:
         raise ValueError("no simultaneous results to plot (simul/results.tsv missing?)")
@@ -46,6 +52,29 @@ def plot_bleu_al(results: list[MethodResult], output: str | os.PathLike,
     ax.grid(alpha=0.3)
     ax.legend()
     return save_png(fig, output)
+
+
+Points = dict[float, list[tuple[float, float]]]  # k -> (AL, BLEU) of each seed's run
+
+
+def _points_by_method(results: list[MethodResult]) -> dict[str, Points]:
+    """method -> k -> (AL, BLEU) of each seed's run, leaving out unscored rows."""
+    points: dict[str, Points] = {}
+    for result in results:
+        by_k = points.setdefault(result.method, {})
+        for row in result.simul:
+            al, bleu = row.get("AL", math.nan), row.get("BLEU", math.nan)
+            if not (math.isnan(al) or math.isnan(bleu)):
+                by_k.setdefault(row.get("k", math.nan), []).append((al, bleu))
+    return points
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values)
+
+
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def save_png(fig, output: str | os.PathLike) -> Path:

@@ -1,6 +1,6 @@
 """Collect a recipe's outputs into one markdown table (methods side by side).
 
-Reads, for each method directory ``EXP/<method>/``:
+Reads, for each run directory (``EXP/<method>/``, or ``EXP/<method>/seed<N>/`` per seed):
   offline_bleu.txt     the line fairseq-generate prints with the corpus BLEU
   simul/results.tsv    scripts/simuleval_sweep.py's table (one row per k and segment size)
   train_peak.json      fairseq_mgcm.recipe.peak_memory's record of the training run
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fairseq_mgcm.conflict.telemetry import read_windows
 
-__all__ = ["MethodResult", "collect", "markdown_table", "PAPER_REFERENCE"]
+__all__ = ["MethodResult", "collect", "run_dir", "markdown_table", "PAPER_REFERENCE"]
 
 # What Liu et al. (2024, arXiv:2409.15911) report on MuST-C En-De (DiSeg baseline): the offline
 # BLEU gain of MGCM over plain multi-task training, greedy and beam 5.
@@ -29,9 +29,14 @@ _BLEU = re.compile(r"BLEU\S*\s*=\s*([0-9.]+)")
 
 @dataclass
 class MethodResult:
+    """One training run (a method, and a seed when the recipe ran several) and its evaluations."""
+
     method: str
+    seed: int | None = None
+    root: Path | None = None  # the run's directory
     offline_bleu: float | None = None
     simul: list[dict[str, float]] = field(default_factory=list)  # rows of results.tsv
+    simul_logs: list[Path] = field(default_factory=list)  # each row's SimulEval instances.log
     peak_rss_mb: float | None = None
     train_wall_s: float | None = None
     conflict_rate: dict[str, float] = field(default_factory=dict)  # per task pair
@@ -44,12 +49,15 @@ def _offline_bleu(path: Path) -> float | None:
     return float(matches[-1]) if matches else None
 
 
-def _simul_rows(path: Path) -> list[dict[str, float]]:
+def _simul_rows(path: Path) -> tuple[list[dict[str, float]], list[Path]]:
+    """The sweep's rows (numbers) and each row's instances.log, found beside ``path`` by the
+    run folder's name, so that a moved experiment folder still finds its logs."""
     if not path.exists():
-        return []
+        return [], []
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
-    return [{k: _number(v) for k, v in row.items()} for row in rows]
+    logs = [path.parent / Path(row.get("output") or "-").name / "instances.log" for row in rows]
+    return [{k: _number(v) for k, v in row.items() if k != "output"} for row in rows], logs
 
 
 def _number(text: str) -> float:
@@ -73,14 +81,23 @@ def _conflict_rate(path: Path) -> dict[str, float]:
     return {pair: flags[pair] / total[pair] for pair in sorted(total) if total[pair]}
 
 
-def collect(exp_dir: str | Path, methods: list[str]) -> list[MethodResult]:
+def run_dir(exp_dir: Path, method: str, seed: int | None) -> Path:
+    """Where scripts/run.sh puts one run (``run_dir`` there)."""
+    return exp_dir / method if seed is None else exp_dir / method / f"seed{seed}"
+
+
+def collect(exp_dir: str | Path, methods: list[str],
+            seeds: list[int] | None = None) -> list[MethodResult]:
+    """Every run of ``methods`` (x ``seeds``, when given), seed by seed within a method."""
     exp_dir = Path(exp_dir)
     results = []
-    for method in methods:
-        root = exp_dir / method
-        result = MethodResult(method)
+    seed_list: list[int | None] = list(seeds) if seeds else [None]
+    runs = [(m, s) for m in methods for s in seed_list]
+    for method, seed in runs:
+        root = run_dir(exp_dir, method, seed)
+        result = MethodResult(method, seed, root)
         result.offline_bleu = _offline_bleu(root / "offline_bleu.txt")
-        result.simul = _simul_rows(root / "simul" / "results.tsv")
+        result.simul, result.simul_logs = _simul_rows(root / "simul" / "results.tsv")
         peak = root / "train_peak.json"
         if peak.exists():
             record = json.loads(peak.read_text())
@@ -91,6 +108,10 @@ def collect(exp_dir: str | Path, methods: list[str]) -> list[MethodResult]:
     return results
 
 
+def _label(result: MethodResult) -> str:
+    return result.method if result.seed is None else f"{result.method} seed {result.seed}"
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -99,15 +120,15 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 def markdown_table(results: list[MethodResult]) -> str:
     """Two tables: per method (offline BLEU, memory, conflicts), then BLEU/AL per k."""
-    lines = ["| method | offline BLEU | peak RSS (MB) | train wall (s) | conflict rate by pair |",
+    lines = ["| run | offline BLEU | peak RSS (MB) | train wall (s) | conflict rate by pair |",
              "|---|---:|---:|---:|---|"]
     for r in results:
         rates = ", ".join(f"{pair} {rate:.3f}" for pair, rate in r.conflict_rate.items()) or "-"
-        lines.append(f"| {r.method} | {_fmt(r.offline_bleu)} | {_fmt(r.peak_rss_mb, 0)} | "
+        lines.append(f"| {_label(r)} | {_fmt(r.offline_bleu)} | {_fmt(r.peak_rss_mb, 0)} | "
                      f"{_fmt(r.train_wall_s, 0)} | {rates} |")
-    simul = [(r.method, row) for r in results for row in r.simul]
+    simul = [(_label(r), row) for r in results for row in r.simul]
     if simul:
-        lines += ["", "| method | k | BLEU | AL (ms) | AL_CA (ms) | LAAL (ms) | AP | DAL (ms) |",
+        lines += ["", "| run | k | BLEU | AL (ms) | AL_CA (ms) | LAAL (ms) | AP | DAL (ms) |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for method, row in simul:
             k = row.get("k", math.nan)
