@@ -13,6 +13,9 @@ Usage:
   python scripts/make_corpus.py --out corpus --src-text train.en.gz --tgt-text train.de.gz \
       --max-sentences 5000 [--split all|train|dev|tst-COMMON]
   python scripts/make_corpus.py --out corpus --tgt-lang fr --src-text train.en --tgt-text train.fr
+  python scripts/make_corpus.py --out corpus --src-text train.en.gz --tgt-text train.de.gz \
+      --dev-text val.en.gz val.de.gz --test-text test_2016_flickr.en.gz test_2016_flickr.de.gz \
+      --n-train 29000 --n-dev 1014 --n-test 1000      # official held-out sets, not carved out
 """
 import argparse
 import re
@@ -43,7 +46,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", default="all", choices=("all",) + SPLITS,
                         help="with text files: 'all' splits them into train/dev/tst-COMMON; a "
                         "split name puts every line into that split")
-    parser.add_argument("--n-train", type=int, default=4000, help="grammar: train sentences")
+    parser.add_argument("--dev-text", type=Path, nargs=2, metavar=("SRC", "TGT"),
+                        help="with text files: dev from these (its first --n-dev lines) instead "
+                        "of held out from --src-text/--tgt-text")
+    parser.add_argument("--test-text", type=Path, nargs=2, metavar=("SRC", "TGT"),
+                        help="with text files: tst-COMMON from these (first --n-test lines)")
+    parser.add_argument("--n-train", type=int, default=4000,
+                        help="train sentences (grammar; text with --dev-text and --test-text)")
     parser.add_argument("--n-dev", type=int, default=200, help="dev sentences")
     parser.add_argument("--n-test", type=int, default=200, help="tst-COMMON sentences")
     parser.add_argument("--utts-per-talk", type=int, default=10,
@@ -58,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (args.src_text is None) != (args.tgt_text is None):
         parser.error("--src-text and --tgt-text go together")
+    if args.src_text is None and (args.dev_text or args.test_text):
+        parser.error("--dev-text and --test-text need --src-text and --tgt-text")
+    if (args.dev_text or args.test_text) and args.split != "all":
+        parser.error("--dev-text/--test-text make every split at once; leave out --split")
     if not re.fullmatch(r"[a-z]{2,3}", args.tgt_lang) or args.tgt_lang == "en":
         parser.error(f"--tgt-lang must be a lower-case language code other than en, not "
                      f"{args.tgt_lang!r}")
@@ -71,6 +84,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def held_out_from_files(args: argparse.Namespace) -> dict[str, list]:
+    """Dev and/or tst-COMMON read from their own files (e.g. a corpus's official sets), and
+    only what is not given held out from the training text (then at most --n-train pairs)."""
+    n_dev = 0 if args.dev_text else args.n_dev
+    n_test = 0 if args.test_text else args.n_test
+    pairs = read_parallel_text(args.src_text, args.tgt_text, args.max_sentences)
+    splits = text_splits(pairs, "all", n_dev, n_test, args.seed)
+    splits["train"] = splits["train"][:args.n_train]
+    if args.dev_text:
+        splits["dev"] = read_parallel_text(*args.dev_text, args.n_dev or None)
+    if args.test_text:
+        splits["tst-COMMON"] = read_parallel_text(*args.test_text, args.n_test or None)
+    return splits
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -80,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      args.seed)[args.split]}
             else:
                 splits = grammar_splits(args.n_train, args.n_dev, args.n_test, args.seed)
+        elif args.dev_text or args.test_text:
+            splits = held_out_from_files(args)
         else:
             pairs = read_parallel_text(args.src_text, args.tgt_text, args.max_sentences)
             splits = text_splits(pairs, args.split, args.n_dev, args.n_test, args.seed)

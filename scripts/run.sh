@@ -41,6 +41,8 @@ src_lang=en                     # MuST-C v1.0 is English -> X
 tgt_lang=de                     # de es fr it nl pt ro ru: reads (or makes) en-<tgt_lang>/
 src_text=""                     # corpus=text: English side, line-aligned with --tgt-text
 tgt_text=""                     # corpus=text: target side
+dev_text=""                     # corpus=text: "SRC TGT" files for dev (default: held out of the text)
+test_text=""                    # corpus=text: "SRC TGT" files for tst-COMMON (e.g. an official test set)
 corpus_sizes="2000 100 100"     # corpus=builtin|text: utterances in train dev tst-COMMON
 corpus_seed=1
 exp_dir=exp/mustc_s             # everything this run writes
@@ -194,6 +196,12 @@ elif [ "$corpus" = text ]; then
   for name in src_text tgt_text; do
     [ -f "${!name}" ] || bad_input "$(flag_of "$name") ${!name}: no such file"
   done
+  for name in dev_text test_text; do
+    [ -n "${!name}" ] || continue
+    read -r -a pair <<< "${!name}"
+    [ ${#pair[@]} -eq 2 ] || bad_input "$(flag_of "$name") '${!name}': expected two files, SRC TGT"
+    for f in "${pair[@]}"; do [ -f "$f" ] || bad_input "$(flag_of "$name"): $f: no such file"; done
+  done
 fi
 data_dir=${data_dir:-$exp_dir/data}
 [ ! -e "$exp_dir" ] || [ -d "$exp_dir" ] || bad_input "--exp-dir $exp_dir: exists and is not a folder"
@@ -298,8 +306,15 @@ if [ "$corpus" != mustc ]; then
   read -r n_train n_dev n_test <<< "$corpus_sizes"
   corpus_cmd=(python scripts/make_corpus.py --out "$corpus_dir" --tgt-lang "$tgt_lang"
               --n-train "$n_train" --n-dev "$n_dev" --n-test "$n_test" --seed "$corpus_seed")
-  [ "$corpus" = builtin ] || corpus_cmd+=(--src-text "$src_text" --tgt-text "$tgt_text"
-                                          --max-sentences $((n_train + n_dev + n_test)))
+  if [ "$corpus" = text ]; then
+    held_out=$(( (${#dev_text} ? 0 : n_dev) + (${#test_text} ? 0 : n_test) ))
+    corpus_cmd+=(--src-text "$src_text" --tgt-text "$tgt_text"
+                 --max-sentences $((n_train + held_out)))
+    # shellcheck disable=SC2206
+    [ -z "$dev_text" ] || corpus_cmd+=(--dev-text $dev_text)
+    # shellcheck disable=SC2206
+    [ -z "$test_text" ] || corpus_cmd+=(--test-text $test_text)
+  fi
   if run_stage 0; then
     run_once 0 "$exp_dir/.stage0_corpus.done" "corpus $corpus_dir" \
       "make a $corpus corpus in MuST-C layout -> $corpus_dir" "${corpus_cmd[@]}"

@@ -5,6 +5,7 @@ scripts/run.sh on a small corpus on CPU, overriding only sizes and budgets (corp
 vocabulary size, --extra-train-args, --eval-max-instances). They then check each stage's
 outputs, that a re-run rewrites nothing, and that bad options stop the run before it writes.
 """
+import gzip
 import os
 import shlex
 import subprocess
@@ -48,6 +49,7 @@ def snapshot(folder: Path) -> dict[str, int]:
 
 
 def assert_evaluated(exp: Path, methods: list[str], n_k: int) -> None:
+    """Every stage's output of each run (``method`` or ``method/seedN``) and the report."""
     for method in methods:
         assert (exp / method / "checkpoint_avg.pt").is_file()
         assert "BLEU" in (exp / method / "offline_bleu.txt").read_text()
@@ -57,7 +59,7 @@ def assert_evaluated(exp: Path, methods: list[str], n_k: int) -> None:
         assert '"legs"' in peak
     table = (exp / "results.md").read_text()
     for method in methods:
-        assert f"| {method} |" in table
+        assert f"| {method.replace('/seed', ' seed ')} |" in table
     assert (exp / "bleu_al.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -121,12 +123,18 @@ def test_multi30k_recipe_runs_every_stage(tmp_path):
                                for n in numbers for m in numbers))
         tgt.write_text("".join(f"ein mann sieht {n} hunde und {m} katzen\n"
                                for n in zahlen for m in zahlen))
-        text_args = ["--src-text", str(src), "--tgt-text", str(tgt)]
+        text_args = ["--src-text", str(src), "--tgt-text", str(tgt), "--dev-text", "",
+                     "--test-text", ""]  # dev and test held out of the stand-in
     exp = tmp_path / "exp"
     run = run_recipe("--recipe", "configs/recipes/multi30k.sh", *text_args, "--exp-dir", str(exp),
-                     "--corpus-sizes", "32 8 8", *SMALL, "--extra-train-args", BUDGET)
+                     "--corpus-sizes", "32 8 8", *SMALL, "--extra-train-args", BUDGET,
+                     "--seeds", "1")  # three seeds: test_seed_comparison_recipe_...
     assert run.returncode == 0, run.stderr[-4000:]
-    assert_evaluated(exp, ["none", "pcgrad", "mgcm"], n_k=4)
+    assert_evaluated(exp, ["none/seed1", "pcgrad/seed1", "mgcm/seed1"], n_k=4)
+    if not text_args:  # the official sets, their first 8 lines
+        dev = (exp / "corpus" / "en-de" / "data" / "dev" / "txt" / "dev.en").read_text()
+        with gzip.open(src.parent / "val.en.gz", "rt", encoding="utf-8") as f:
+            assert dev.splitlines() == [next(f).strip() for _ in range(8)]
 
 
 @pytest.mark.slow

@@ -46,6 +46,7 @@ class MethodSummary:
     decodings: dict[str, Decoding]  # "offline", "k=1", ...
     peak_rss_mb: list[float]
     train_wall_s: list[float]
+    train_cpu_s: list[float]
 
 
 @dataclass
@@ -124,7 +125,8 @@ def _summarise(method: str, runs: list[MethodResult], test_set: str,
     return MethodSummary(
         method, seeds, decodings,
         peak_rss_mb=[r.peak_rss_mb for r in runs if r.peak_rss_mb is not None],
-        train_wall_s=[r.train_wall_s for r in runs if r.train_wall_s is not None])
+        train_wall_s=[r.train_wall_s for r in runs if r.train_wall_s is not None],
+        train_cpu_s=[r.train_cpu_s for r in runs if r.train_cpu_s is not None])
 
 
 def _chrf(translations: Translations) -> float:
@@ -171,20 +173,23 @@ def comparison_markdown(comparison: Comparison) -> str:
     """Three tables: cost per method, BLEU/chrF/latency per decoding, and significance."""
     methods = comparison.methods
     none = next((m for m in methods if m.method == "none"), None)
-    none_rss = _mean(none.peak_rss_mb) if none else math.nan
-    none_wall = _mean(none.train_wall_s) if none else math.nan
+
+    def cost(values: list[float], reference: list[float], digits: int = 0) -> str:
+        """mean ± sd, and the ratio of the means to none's (runs of the same recipe)."""
+        return f"{_mean_sd(values, digits)} | {_ratio(_mean(values), _mean(reference))}"
+
     lines = ["### Per method (mean ± sample standard deviation over seeds)", "",
              "| method | seeds | offline BLEU | offline chrF | peak RSS (MB) | x none | "
-             "train wall (s) | x none |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "train CPU (s) | x none | train wall (s) | x none |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in methods:
         offline = m.decodings.get(OFFLINE, Decoding())
-        rss, wall = _mean(m.peak_rss_mb), _mean(m.train_wall_s)
+        ref = none or m
         lines.append(
             f"| {m.method} | {len(m.seeds)} ({' '.join(map(str, m.seeds))}) | "
             f"{_mean_sd(list(offline.bleu.values()))} | {_mean_sd(list(offline.chrf.values()))} | "
-            f"{_mean_sd(m.peak_rss_mb, 0)} | {_ratio(rss, none_rss)} | "
-            f"{_mean_sd(m.train_wall_s, 0)} | {_ratio(wall, none_wall)} |")
+            f"{cost(m.peak_rss_mb, ref.peak_rss_mb)} | {cost(m.train_cpu_s, ref.train_cpu_s)} | "
+            f"{cost(m.train_wall_s, ref.train_wall_s)} |")
     lines += ["", "### Per decoding (BLEU and chrF: mean ± sd; latency: mean, ms)", "",
               "| decoding | method | seeds | BLEU | chrF | " + " | ".join(LATENCY_COLUMNS) + " |",
               "|---|---|---:|---:|---:|" + "---:|" * len(LATENCY_COLUMNS)]

@@ -3,6 +3,10 @@
 The number is the peak resident set size of the largest process the command started
 (``RUSAGE_CHILDREN.ru_maxrss``): host memory, which is what a CPU run spends. GPU memory is
 not visible here; ``benchmarks/bench_conflict.py`` measures it with ``max_memory_allocated``.
+
+Beside the wall time, the record holds the CPU time the command used (user + system, all its
+processes): unlike wall time, it barely changes when other jobs share the cores, so methods
+trained one after another on a busy machine can still be compared by cost.
 """
 from __future__ import annotations
 
@@ -23,23 +27,26 @@ def run_with_peak_memory(command: list[str], record: str | os.PathLike) -> int:
     """Run ``command`` and add its leg to ``record``.
 
     The record holds every leg (one per run: a training that was interrupted and resumed has
-    several) and, at the top, ``wall_s`` summed over the legs and ``peak_rss_mb`` the largest
-    leg's peak, so a resumed run reports its whole cost, not only the last leg's.
+    several) and, at the top, ``wall_s`` and ``cpu_s`` summed over the legs and
+    ``peak_rss_mb`` the largest leg's peak, so a resumed run reports its whole cost, not only
+    the last leg's.
     """
     record = Path(record)
     legs = _legs(record)
     start = time.monotonic()
     returncode = subprocess.call(command)
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     legs.append({
-        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "wall_s": round(time.monotonic() - start, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
         "returncode": returncode,
         "command": command,
     })
     result = {
         "peak_rss_mb": max(leg["peak_rss_mb"] for leg in legs),
         "wall_s": round(sum(leg["wall_s"] for leg in legs), 1),
+        "cpu_s": round(sum(leg.get("cpu_s", 0.0) for leg in legs), 1),
         "returncode": returncode,
         "legs": legs,
     }

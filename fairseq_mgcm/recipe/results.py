@@ -39,6 +39,7 @@ class MethodResult:
     simul_logs: list[Path] = field(default_factory=list)  # each row's SimulEval instances.log
     peak_rss_mb: float | None = None
     train_wall_s: float | None = None
+    train_cpu_s: float | None = None  # user + system CPU time of the training processes
     conflict_rate: dict[str, float] = field(default_factory=dict)  # per task pair
 
 
@@ -103,6 +104,7 @@ def collect(exp_dir: str | Path, methods: list[str],
             record = json.loads(peak.read_text())
             result.peak_rss_mb = record.get("peak_rss_mb")
             result.train_wall_s = record.get("wall_s")
+            result.train_cpu_s = record.get("cpu_s")
         result.conflict_rate = _conflict_rate(root / "conflict.jsonl")
         results.append(result)
     return results

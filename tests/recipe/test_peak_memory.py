@@ -21,6 +21,15 @@ def test_each_leg_adds_its_wall_time_and_the_peak_is_the_largest_leg(tmp_path):
     assert both["wall_s"] == round(sum(leg["wall_s"] for leg in both["legs"]), 1)
     assert both["wall_s"] >= 0.8
     assert both["peak_rss_mb"] == first["peak_rss_mb"]  # the first leg's peak, not the last's
+    assert both["cpu_s"] == round(sum(leg["cpu_s"] for leg in both["legs"]), 1)
+
+
+def test_cpu_time_counts_work_not_waiting(tmp_path):
+    record = tmp_path / "train_peak.json"
+    spin = "import time; t = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+    run_with_peak_memory([sys.executable, "-c", spin + "\ntime.sleep(0.5)"], record)
+    leg = json.loads(record.read_text())["legs"][0]
+    assert 0.5 <= leg["cpu_s"] < leg["wall_s"]
     assert not list(tmp_path.glob("*.tmp"))
 
 
