@@ -6,6 +6,7 @@ POSIX), so a re-run can trust that any file it finds is complete.
 """
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,22 @@ def _current_umask() -> int:
 
 
 _FILE_MODE = 0o666 & ~_current_umask()  # what open() would give; mkstemp's default is 0600
+
+
+# atomic_path's names: ".<name>." + 8 of "abcdefghijklmnopqrstuvwxyz0123456789_" + ".tmp"
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Remove the temporary files ``atomic_path`` left in ``folder`` when a process was killed
+    (SIGKILL cannot be caught, so nobody else ever removes them). Call it only on a folder that
+    no other process is writing to."""
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if _TEMP_NAME.fullmatch(p.name) and p.is_file()]
+    for p in stale:
+        p.unlink()
+    return stale
 
 
 @contextlib.contextmanager
@@ -62,7 +79,6 @@ def write_text(path: Path, text: str, if_changed: bool = False) -> None:
 def write_lines(path: Path, lines: list[str], if_changed: bool = False) -> None:
     """Write one line per item (each ending in a newline), atomically."""
     write_text(path, "".join(line + "\n" for line in lines), if_changed)
-
 
 
 def copy_file(src: Path, dst: Path, if_changed: bool = True) -> None:

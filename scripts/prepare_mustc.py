@@ -6,7 +6,8 @@ Inputs: MUSTC_ROOT/en-xx/data/<split>/{wav/*.wav, txt/<split>.{yaml,en,xx}}, xx 
 Outputs in OUT_DIR: config.yaml, <split>.tsv, fbank80_<split>.zip, gcmvn.npz,
 spm_{tgt,src}.{model,txt}, simuleval/<split>/{wav/,source.txt,target.txt} for non-train splits.
 Resumable: finished stages are re-used on a re-run. Bad input exits with code 2 and names the
-file and line; nothing is written before all inputs have been checked.
+file and line; nothing is written before all inputs have been checked. SIGINT / SIGTERM stop it
+with one line and exit code 130 / 143, keeping finished stages and leaving no temporary file.
 
 Usage:
   python scripts/prepare_mustc.py --mustc-root MUSTC_ROOT --out-dir OUT_DIR \
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 from fairseq_mgcm.data.errors import CorpusError
+from fairseq_mgcm.data.interrupt import Interrupted, exit_on_signals
 from fairseq_mgcm.data.mustc.prepare import DEFAULT_SPLITS, prepare
 
 
@@ -60,13 +62,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        prepare(args.mustc_root, args.out_dir, tuple(args.splits), args.vocab_size_tgt,
-                args.vocab_size_src, args.jobs, resample=not args.no_resample,
-                drop_empty=args.drop_empty, src_lang=args.src_lang, tgt_lang=args.tgt_lang,
-                progress_every=args.progress_every, specaugment=args.specaugment)
+        with exit_on_signals():
+            prepare(args.mustc_root, args.out_dir, tuple(args.splits), args.vocab_size_tgt,
+                    args.vocab_size_src, args.jobs, resample=not args.no_resample,
+                    drop_empty=args.drop_empty, src_lang=args.src_lang,
+                    tgt_lang=args.tgt_lang, progress_every=args.progress_every,
+                    specaugment=args.specaugment)
     except CorpusError as e:
         print(f"prepare_mustc.py: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"prepare_mustc.py: stopped by {e.signal_name}; finished stages are kept, run "
+              f"the same command again to resume", file=sys.stderr)
+        return e.exit_code
     return 0
 
 

@@ -121,8 +121,12 @@ def test_mgcm_trains_under_mixed_precision(precision, prepared_tiny, tmp_path, m
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["c10d", "legacy_ddp"])
-def test_mgcm_trains_data_parallel(backend, prepared_tiny, tmp_path):
+@pytest.mark.parametrize("backend, precision", [
+    ("c10d", []),
+    ("legacy_ddp", []),
+    ("legacy_ddp", ["--fp16", "--fp16-no-flatten-grads"]),  # fp16 and DDP in one training
+], ids=["c10d", "legacy_ddp", "legacy_ddp-fp16"])
+def test_mgcm_trains_data_parallel(backend, precision, prepared_tiny, tmp_path):
     """Two CPU workers (gloo): the workers stay in sync (one all-reduce per update after the
     engine's passes), and only the first writes telemetry."""
     env = dict(os.environ, OMP_NUM_THREADS="1",
@@ -134,7 +138,7 @@ def test_mgcm_trains_data_parallel(backend, prepared_tiny, tmp_path):
             "--cpu", "--distributed-world-size", "2", "--distributed-rank", str(rank),
             "--distributed-init-method", f"file://{tmp_path / 'init'}", "--distributed-no-spawn",
             "--distributed-backend", "gloo", "--device-id", "0", "--ddp-backend", backend,
-            "--update-freq", "2",
+            "--update-freq", "2", *precision,
         ])  # fmt: skip
         command = [sys.executable, str(ROOT / "tests" / "train_launcher.py"),
                    str(tmp_path / f"{rank}.pt"), *argv]
@@ -149,3 +153,4 @@ def test_mgcm_trains_data_parallel(backend, prepared_tiny, tmp_path):
     assert _windows(tmp_path / "rank0" / "conflict.jsonl")
     assert not (tmp_path / "rank1" / "conflict.jsonl").exists()
     assert '"train_conflict_rate_ctc"' in outputs[0]
+    assert ('"train_loss_scale"' in outputs[0]) == bool(precision)  # fp16's scaler ran

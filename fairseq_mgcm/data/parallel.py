@@ -15,9 +15,14 @@ R = TypeVar("R")
 
 
 def _init_worker() -> None:
+    import signal
+
     import torch
 
     torch.set_num_threads(1)  # one process per core; avoid oversubscribing with OpenMP
+    # Ctrl-C reaches the whole process group: the main process handles it (and shuts the pool
+    # down); workers dying of it on their own would print one traceback each.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterator[R]:
@@ -32,7 +37,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterator
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([fn.__module__])
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker)
+    try:
         pending: deque[Future] = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
@@ -40,3 +46,5 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterator
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+    finally:  # on an error or interrupt, do not finish the talks still queued
+        pool.shutdown(wait=True, cancel_futures=True)

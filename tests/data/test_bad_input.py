@@ -28,7 +28,7 @@ def _replace_line(path: Path, line_no: int, text: str | None) -> None:
 
 def _break_missing_de_line(root):
     _replace_line(root / TXT / "dev.de", 6, None)
-    return [str(root / TXT / "dev.de"), "5 lines", "6 segments", "line: 6"]
+    return [str(root / TXT / "dev.de"), "5 lines", "6 segments", "somewhere in lines 1-6"]
 
 
 def _break_extra_en_line(root):

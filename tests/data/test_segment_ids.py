@@ -10,9 +10,8 @@ from fairseq.data.audio.audio_utils import get_features_or_waveform
 from fairseq_reference import prep_mustc_module
 from torchaudio.compliance import kaldi
 
-from fairseq_mgcm.data.mustc.features import segment_samples
 from fairseq_mgcm.data.mustc.prepare import prepare
-from fairseq_mgcm.data.mustc.reader import find_lang_dir, read_split
+from fairseq_mgcm.data.mustc.reader import find_lang_dir, read_split, segment_samples
 
 # Offsets crossing 9 -> 10 -> 100 s, so fairseq's sort (by the offset string) is not time order.
 TALKS = {"ted_767": [(0.3, 1.2), (2.1, 1.5), (4.8, 2.0), (9.55, 0.4), (10.2, 1.9), (12.75, 1.0),
@@ -74,7 +73,7 @@ def test_prepared_manifest_and_features_match_fairseq(release, tmp_path):
                                    atol=1e-4)
     if split != "train":  # SimulEval's wavs are the same samples
         source = out / "simuleval" / split / "source.txt"
-        for line, (seg_id, start, length, *_) in zip(source.read_text().splitlines(), expected):
+        for line, (seg_id, _start, length, *_) in zip(source.read_text().splitlines(), expected):
             assert line == f"wav/{seg_id}.wav" and sf.info(source.parent / line).frames == length
 
 

@@ -17,14 +17,9 @@ from torchaudio.compliance import kaldi
 
 from fairseq_mgcm.data.audio import SAMPLE_RATE, resample_int16
 from fairseq_mgcm.data.errors import CorpusError
-from fairseq_mgcm.data.mustc.reader import Talk
+from fairseq_mgcm.data.mustc.reader import Talk, clamped_samples
 
 N_MEL_BINS = 80
-
-
-def segment_samples(offset: float, duration: float, rate: int) -> tuple[int, int]:
-    """``(first sample, number of samples)`` of a segment, truncated exactly like fairseq."""
-    return int(offset * rate), int(duration * rate)
 
 
 def read_segments(talk: Talk) -> list[np.ndarray]:
@@ -33,15 +28,14 @@ def read_segments(talk: Talk) -> list[np.ndarray]:
     Only the needed frames are read. Samples are cut as fairseq's ``prep_mustc_data.py`` cuts
     them: ``start = int(offset * rate)``, ``length = int(duration * rate)`` (truncated, at the
     wav's own rate). Segments ending within the tolerance past the end of the file are clamped;
-    ``reader.read_split`` has refused anything further.
+    ``reader.read_split`` has refused anything further, and anything shorter than a window.
     """
     out = []
     try:
         with sf.SoundFile(str(talk.wav)) as f:
             rate, frames = f.samplerate, f.frames
             for seg in talk.segments:
-                start, length = segment_samples(seg.offset, seg.duration, rate)
-                start, stop = min(start, frames), min(start + length, frames)
+                start, stop = clamped_samples(seg, rate, frames)
                 f.seek(start)
                 audio = f.read(stop - start, dtype="float32", always_2d=True).mean(axis=1)
                 if len(audio) < stop - start:

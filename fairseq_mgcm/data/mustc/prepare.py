@@ -11,18 +11,25 @@ Outputs in ``out_dir`` (see docs/architecture.md, section 2):
     spm_src.{model,txt}            English (transcripts, for CTC/ASR)
     simuleval/<split>/             wav/<id>.wav, source.txt, target.txt (not for train splits)
 
-Stages: validate all inputs first (nothing is written if anything is wrong), then per split
-features + manifest, SentencePiece, SimulEval inputs, config. Each stage is skipped on a re-run
-when its done-marker matches its inputs (see ``stages.py``).
+Stages: validate all inputs of all splits first (nothing is written if anything is wrong),
+then per split features + manifest, SentencePiece, SimulEval inputs, config. Each stage is
+skipped on a re-run when its done-marker matches its inputs (see ``stages.py``).
 """
 import hashlib
+import os
 import sys
 import zipfile
 from pathlib import Path
 
 import yaml
 
-from fairseq_mgcm.atomic_files import atomic_open, atomic_path, write_lines, write_text
+from fairseq_mgcm.atomic_files import (
+    atomic_open,
+    atomic_path,
+    remove_stale_temps,
+    write_lines,
+    write_text,
+)
 from fairseq_mgcm.data.audio import SAMPLE_RATE, write_wav
 from fairseq_mgcm.data.errors import CorpusError, where
 from fairseq_mgcm.data.mustc import specaugment as specaugment_policies
@@ -67,9 +74,17 @@ def _check_sample_rates(data: SplitData, resample: bool) -> None:
             log(f"warning: {talk.wav} has {talk.channels} channels; averaging them to mono")
 
 
+def _inputs_signature(data: SplitData) -> dict:
+    """The split's yaml and texts by content (an edit that keeps size and mtime still counts),
+    its wavs by size and mtime (hashing hundreds of GB of MuST-C audio would take longer than a
+    run; replacing a wav in place with the same size and mtime goes unnoticed)."""
+    return stages.file_signature([talk.wav for talk in data.talks],
+                                 hash_contents=[data.yaml_path, data.src_path, data.tgt_path])
+
+
 def _split_signature(data: SplitData) -> dict:
     return {"version": _FEATURE_VERSION, "n_mel_bins": N_MEL_BINS,
-            "inputs": stages.file_signature(data.input_files)}
+            "inputs": _inputs_signature(data)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +198,7 @@ def simuleval_stage(data: SplitData, out_dir: Path, progress_every: int = 1000) 
     split_dir = out_dir / "simuleval" / data.name
     stage = f"simuleval_{data.name}"
     outputs = [split_dir / "source.txt", split_dir / "target.txt"]
-    signature = {"version": _FEATURE_VERSION, "inputs": stages.file_signature(data.input_files),
+    signature = {"version": _FEATURE_VERSION, "inputs": _inputs_signature(data),
                  "segments": stages.texts_signature([seg.id for seg in data.segments]),
                  "sources": "relative"}
     if stages.is_done(out_dir, stage, signature, outputs):
@@ -239,6 +254,31 @@ def _write_config(out_dir: Path, specaugment: str | None = None) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse an ``--out-dir`` that is a file, lies below one, or cannot be written, before the
+    (long) checks of the inputs rather than with a traceback after them."""
+    existing = out_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == out_dir else f"lies below the file {existing}"
+        raise CorpusError(f"{out_dir}: --out-dir {what}, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CorpusError(f"{out_dir}: --out-dir cannot be written ({existing} is not writable)")
+
+
+def _remove_stale_temps(out_dir: Path, splits: list[str]) -> None:
+    """Temporary files of a run that was killed (SIGKILL, power loss): a feature zip's can be
+    as large as the zip. A finished or interrupted (SIGINT, SIGTERM) run leaves none."""
+    folders = [out_dir, out_dir / ".done", out_dir / ".work"]
+    for split in splits:
+        folders += [out_dir / "simuleval" / split, out_dir / "simuleval" / split / "wav"]
+    stale = [p for folder in folders for p in remove_stale_temps(folder)]
+    if stale:
+        log(f"removed {len(stale)} temporary files left by an interrupted run "
+            f"(e.g. {stale[0].name})")
+
+
 def prepare(
     mustc_root: Path | str, out_dir: Path | str, splits: tuple[str, ...] = DEFAULT_SPLITS,
     vocab_size_tgt: int = 8000, vocab_size_src: int = 5000, jobs: int = 1,
@@ -252,6 +292,7 @@ def prepare(
     bad input before writing anything.
     """
     out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
     if specaugment is not None and specaugment not in specaugment_policies.POLICIES:
         raise CorpusError(f"--specaugment must be one of "
                           f"{', '.join(specaugment_policies.POLICIES)}, not {specaugment!r}")
@@ -270,6 +311,7 @@ def prepare(
             raise CorpusError(f"{out_dir}: {', '.join(missing)} missing; include a train split "
                               f"in --splits (they are computed from train)")
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(out_dir, list(splits))
     for data in datasets:
         _features_stage(data, out_dir, jobs, progress_every)
     if train:

@@ -4,8 +4,10 @@ Everything is checked before any output is written, so bad input fails in second
 file and line to fix rather than hours into feature extraction. Audio itself is not loaded
 here; only each wav's header is read (``soundfile.info``).
 """
+import math
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 END_TOLERANCE_S = 0.05  # segments may overrun their wav by this much (rounded offsets)
 MIN_DURATION_S = 0.025  # one 25 ms fbank window
+MIN_SAMPLES = 400  # the same window in samples at 16 kHz: fewer and torchaudio's fbank fails
 _REQUIRED_KEYS = ("duration", "offset", "speaker_id", "wav")
 
 
@@ -62,10 +65,6 @@ class SplitData:
     def segments(self) -> list[Segment]:
         return [seg for talk in self.talks for seg in talk.segments]
 
-    @property
-    def input_files(self) -> list[Path]:
-        return [self.yaml_path, self.src_path, self.tgt_path] + [t.wav for t in self.talks]
-
 
 _PAIR_NAME = re.compile(r"[a-z]{2,3}-[a-z]{2,3}")
 
@@ -92,14 +91,29 @@ def find_lang_dir(mustc_root: Path, src_lang: str = "en", tgt_lang: str = "de") 
                       f"{tgt_lang} (looked for {wanted}){hint}")
 
 
-def _read_text_lines(path: Path) -> list[str]:
+def _read_text(path: Path) -> str:
+    """The file decoded as UTF-8 without a byte order mark; a decode error names the line."""
     if not path.is_file():
         raise CorpusError(f"{path}: file not found")
     try:
-        with open(path, encoding="utf-8", newline="\n") as f:
-            return [line.rstrip("\r\n") for line in f]
-    except (OSError, UnicodeDecodeError) as e:
-        raise CorpusError(f"{path}: cannot read ({e})") from e
+        data = path.read_bytes()
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read ({e.strerror})") from e
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise CorpusError(f"{where(path, line)}: not UTF-8 (byte {data[e.start]:#04x}: "
+                          f"{e.reason}); convert the file with iconv") from e
+
+
+def _read_text_lines(path: Path) -> list[str]:
+    """Lines split at ``\\n`` only: a stray U+2028 or form feed inside a sentence is not a line
+    break to the other two files of the triplet (``str.splitlines`` would make it one)."""
+    lines = _read_text(path).split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
 
 
 _FLOW_LINE = re.compile(r"- \{(.*)\}")
@@ -153,8 +167,8 @@ def _read_yaml(path: Path) -> tuple[list, list[int], list[str]]:
     """
     if not path.is_file():
         raise CorpusError(f"{path}: file not found")
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
         fast = _parse_flow_lines(text)
         if fast is not None:
             return fast
@@ -163,9 +177,11 @@ def _read_yaml(path: Path) -> tuple[list, list[int], list[str]]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise CorpusError(f"{where(path, line)}: invalid yaml ({getattr(e, 'problem', e)})") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise CorpusError(f"{path}: cannot read ({e})") from e
+        problem = getattr(e, "problem", e)
+        if isinstance(e, yaml.reader.ReaderError):  # a raw control character: no mark, and a
+            line = text.count("\n", 0, e.position) + 1  # two-line message with a position
+            problem = f"{e.reason}: {chr(e.character)!r}"
+        raise CorpusError(f"{where(path, line)}: invalid yaml ({problem})") from e
     if entries is None:
         entries = []
     if not isinstance(entries, list):
@@ -181,10 +197,12 @@ def _read_yaml(path: Path) -> tuple[list, list[int], list[str]]:
 def _check_counts(yaml_path: Path, n_yaml: int, texts: dict[Path, list[str]]) -> None:
     for path, lines in texts.items():
         if len(lines) != n_yaml:
-            first_bad = min(len(lines), n_yaml) + 1
+            # Only the counts are known: a line missing at line 3 shows first where the shorter
+            # file ends, so the message gives the range, not a line that may be wrong.
             raise CorpusError(
                 f"{path} has {len(lines)} lines but {yaml_path} has {n_yaml} segments; they "
-                f"must be line-aligned (first unmatched line: {first_bad})"
+                f"must be line-aligned (a line is missing or extra somewhere in lines "
+                f"1-{min(len(lines), n_yaml) + 1})"
             )
 
 
@@ -192,6 +210,9 @@ def _number(entry: dict, key: str, yaml_path: Path, line: int) -> float:
     value = entry[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CorpusError(f"{where(yaml_path, line)}: '{key}' must be a number, got {value!r}")
+    if not math.isfinite(value):  # nan passes every comparison below, inf overflows the cut
+        raise CorpusError(f"{where(yaml_path, line)}: '{key}' must be a finite number, got "
+                          f"{value!r}")
     return float(value)
 
 
@@ -219,10 +240,22 @@ class _Entry:
     empty_in: Path | None  # the text file whose line is empty, if any
 
 
+_BREAKS_LINES = ("Cc", "Zl", "Zp")  # control characters and line/paragraph separators
+
+
 def _check_entry(entry: object, line: int, yaml_path: Path) -> None:
     if not isinstance(entry, dict) or any(k not in entry for k in _REQUIRED_KEYS):
         raise CorpusError(f"{where(yaml_path, line)}: expected a mapping with keys "
                           f"{', '.join(_REQUIRED_KEYS)}, got {entry!r}")
+    # These two go into the tab-separated manifest (speaker, and the wav stem in every id),
+    # where a tab or newline would split a row; the texts have their whitespace normalised.
+    for key in ("speaker_id", "wav"):
+        value = str(entry[key])
+        bad = [ch for ch in value if unicodedata.category(ch) in _BREAKS_LINES]
+        if bad:
+            raise CorpusError(f"{where(yaml_path, line)}: '{key}' {value!r} contains "
+                              f"{bad[0]!r}, a control character or line break, which the tsv "
+                              f"manifest cannot hold")
 
 
 def read_split(
@@ -245,14 +278,15 @@ def read_split(
         raise CorpusError(f"{yaml_path}: no segments")
     talks: dict[str, Talk] = {}
     talk_entries: dict[str, list[_Entry]] = {}
+    by_stem: dict[str, Talk] = {}
     for entry, line, offset_text, src, tgt in zip(entries, lines, offset_texts, src_lines,
                                                   tgt_lines):
         _check_entry(entry, line, yaml_path)
         wav_name = str(entry["wav"])
         if wav_name not in talks:
-            talks[wav_name] = Talk(Path(wav_name).stem, lang_dir / "data" / split / "wav"
-                                   / wav_name, line)
-            talk_entries[wav_name] = []
+            talk = Talk(Path(wav_name).stem, lang_dir / "data" / split / "wav" / wav_name, line)
+            _check_unique_stem(talk, by_stem, yaml_path)
+            talks[wav_name], talk_entries[wav_name] = talk, []
         src, tgt = " ".join(src.split()), " ".join(tgt.split())
         empty = [p for p, text in ((src_path, src), (tgt_path, tgt)) if not text]
         if empty and not drop_empty:
@@ -294,8 +328,36 @@ def read_split(
     return split_data
 
 
+def _check_unique_stem(talk: Talk, by_stem: dict[str, Talk], yaml_path: Path) -> None:
+    """Segment ids are ``<wav stem>_<i>``: two wavs with one stem (``x.wav``, ``sub/x.wav``)
+    would give duplicate ids, i.e. duplicate zip members and texts paired with the wrong audio."""
+    other = by_stem.setdefault(talk.name, talk)
+    if other is not talk:
+        raise CorpusError(
+            f"{where(yaml_path, talk.first_line)}: {talk.wav} has the same file stem "
+            f"'{talk.name}' as {other.wav} ({where(yaml_path, other.first_line)}); segment ids "
+            f"are <stem>_<i>, so they would collide: rename one of the wavs")
+
+
+def segment_samples(offset: float, duration: float, rate: int) -> tuple[int, int]:
+    """``(first sample, number of samples)`` of a segment, truncated exactly like fairseq."""
+    return int(offset * rate), int(duration * rate)
+
+
+def clamped_samples(seg: Segment, rate: int, frames: int) -> tuple[int, int]:
+    """``(start, stop)`` of a segment in a wav of ``frames`` samples, cut at the wav's end."""
+    start, length = segment_samples(seg.offset, seg.duration, rate)
+    start = min(start, frames)
+    return start, min(start + length, frames)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}" if value < 1e9 else f"{value:.3g}"  # 1e300 in 4 characters, not 301
+
+
 def _check_audio(talk: Talk, yaml_path: Path) -> None:
-    """Read the wav header; refuse segments that end clearly past the end of the audio."""
+    """Read the wav header; refuse segments that end clearly past the end of the audio, and
+    segments too short for one fbank window once cut at the wav's end."""
     if not talk.wav.is_file():
         raise CorpusError(f"{talk.wav}: wav file not found (referenced at "
                           f"{where(yaml_path, talk.first_line)})")
@@ -310,6 +372,13 @@ def _check_audio(talk: Talk, yaml_path: Path) -> None:
         end = seg.offset + seg.duration
         if end > length + END_TOLERANCE_S:
             raise CorpusError(
-                f"{where(yaml_path, seg.yaml_line)}: segment {seg.id} ends at {end:.3f} s, past "
-                f"the end of {talk.wav} ({length:.3f} s)"
+                f"{where(yaml_path, seg.yaml_line)}: segment {seg.id} ends at {_seconds(end)} s, "
+                f"past the end of {talk.wav} ({length:.3f} s)"
             )
+        start, stop = clamped_samples(seg, info.samplerate, info.frames)
+        samples = -(-(stop - start) * SAMPLE_RATE // info.samplerate)  # after resampling
+        if samples < MIN_SAMPLES:
+            raise CorpusError(
+                f"{where(yaml_path, seg.yaml_line)}: segment {seg.id} has {samples} samples at "
+                f"{SAMPLE_RATE} Hz once cut at the end of {talk.wav} ({length:.3f} s); need at "
+                f"least {MIN_SAMPLES} (one 25 ms fbank window)")

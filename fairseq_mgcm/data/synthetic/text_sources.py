@@ -24,23 +24,31 @@ def grammar_splits(n_train: int, n_dev: int, n_test: int, seed: int) -> dict[str
 def _open_text(path: Path):
     if not path.is_file():
         raise CorpusError(f"{path}: text file not found")
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+    # Bytes, decoded line by line below, so that a decode error can name its line.
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _decode(raw: bytes, path: Path, line_no: int) -> str:
+    try:
+        return raw.decode("utf-8-sig" if line_no == 1 else "utf-8")  # no byte order mark
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{where(path, line_no)}: not UTF-8 (byte {raw[e.start]:#04x}: "
+                          f"{e.reason}); convert the file with iconv") from e
 
 
 def _read_lines(path: Path, max_lines: int | None) -> list[str]:
     lines = []
     try:
         with _open_text(path) as f:
-            for line_no, line in enumerate(f, start=1):
+            for line_no, raw in enumerate(f, start=1):
                 if max_lines is not None and line_no > max_lines:
                     break
-                text = " ".join(line.split())  # also removes tabs, which the TSVs cannot hold
+                # split() also removes tabs and line breaks, which the TSVs cannot hold
+                text = " ".join(_decode(raw, path, line_no).split())
                 if not text:
                     raise CorpusError(f"{where(path, line_no)}: empty text line")
                 lines.append(text)
-    except (OSError, UnicodeDecodeError, EOFError) as e:
+    except (OSError, EOFError) as e:
         raise CorpusError(f"{path}: cannot read text ({e})") from e
     return lines
 
