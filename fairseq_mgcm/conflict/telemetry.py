@@ -134,7 +134,7 @@ class TelemetryWriter:
 
     A resumed run continues the same file: before its first line it drops the lines of the
     updates it is about to redo (``last_step`` at or after its first step), which a crash after
-    the last checkpoint may have left."""
+    the last checkpoint may have left, and a torn last line."""
 
     def __init__(self, path: str | os.PathLike[str], interval: int = DEFAULT_INTERVAL) -> None:
         if interval < 1:
@@ -197,13 +197,17 @@ class TelemetryWriter:
 
 
 def _drop_from(path: Path, step: int) -> None:
-    """Rewrite ``path`` (atomically, streaming) without the windows that reach ``step``."""
+    """Rewrite ``path`` (atomically, streaming) without the windows that reach ``step``, and
+    without a last line that a crash cut short (no newline: a full disk, a power cut)."""
+    def keep(line: str) -> bool:
+        return line.endswith("\n") and json.loads(line)["last_step"] < step
+
     with open(path, encoding="utf-8") as lines:
-        if all(json.loads(line)["last_step"] < step for line in lines if line.strip()):
+        if all(keep(line) for line in lines if line.strip()):
             return
     with open(path, encoding="utf-8") as lines, atomic_open(path) as out:
         for line in lines:
-            if line.strip() and json.loads(line)["last_step"] < step:
+            if line.strip() and keep(line):
                 out.write(line)
 
 

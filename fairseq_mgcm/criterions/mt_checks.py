@@ -9,18 +9,26 @@ checkpoint).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fairseq.data import ConcatDataset
+from fairseq.dataclass import FairseqDataclass
+
+if TYPE_CHECKING:
+    from fairseq_mgcm.data.multitask_dataset import TranscriptSpeechToTextDataset
 
 __all__ = ["check_mt_lagging", "mt_lagging"]
 
 
-def mt_lagging(model_cfg) -> int | None:
+def mt_lagging(model_cfg: FairseqDataclass) -> int | None:
     """The MT wait-k: ``--mt-waitk-lagging``, else ``--waitk-lagging`` (None: offline)."""
     k = getattr(model_cfg, "mt_waitk_lagging", None)
     return k if k is not None else getattr(model_cfg, "waitk_lagging", None)
 
 
-def _longest_transcript(dataset, k: int) -> int:
+def _longest_transcript(
+    dataset: TranscriptSpeechToTextDataset | ConcatDataset, k: int
+) -> int:
     """Tokens (with EOS) of the split's longest transcript, or any length above ``k`` once one
     is found. A SentencePiece piece never spans two words and covers at least one character
     (or one word's leading space), so ``words + 1 <= tokens <= characters + 2``: the word
@@ -40,7 +48,9 @@ def _longest_transcript(dataset, k: int) -> int:
     return longest
 
 
-def check_mt_lagging(split: str, dataset, model_cfg) -> None:
+def check_mt_lagging(
+    split: str, dataset: TranscriptSpeechToTextDataset | ConcatDataset, model_cfg: FairseqDataclass
+) -> None:
     """Raise if the MT wait-k reads every transcript of ``split`` whole from the first token."""
     k = mt_lagging(model_cfg)
     if k is None:

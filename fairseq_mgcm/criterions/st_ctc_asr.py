@@ -17,16 +17,25 @@ so the conflict engine can back-propagate them one by one; :meth:`forward` retur
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
+from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
+from fairseq.models import BaseFairseqModel
+from fairseq.tasks import FairseqTask
 from torch import Tensor
 
 from fairseq_mgcm.criterions.config import StCtcAsrConfig
 from fairseq_mgcm.criterions.mt_checks import check_mt_lagging
+
+if TYPE_CHECKING:
+    from fairseq.data import ConcatDataset
+
+    from fairseq_mgcm.data.multitask_dataset import TranscriptSpeechToTextDataset
 
 
 def _log_softmax(logits: Tensor) -> Tensor:
@@ -38,7 +47,7 @@ def _log_softmax(logits: Tensor) -> Tensor:
 class StCtcAsrCriterion(FairseqCriterion):
     """Label-smoothed ST CE (primary) + CTC + label-smoothed ASR CE, returned per task."""
 
-    def __init__(self, cfg: StCtcAsrConfig, task) -> None:
+    def __init__(self, cfg: StCtcAsrConfig, task: FairseqTask) -> None:
         super().__init__(task)
         for name in ("label_smoothing", "st_weight", "ctc_weight", "asr_weight", "mt_weight"):
             if getattr(cfg, name) < 0:
@@ -70,10 +79,10 @@ class StCtcAsrCriterion(FairseqCriterion):
         self.src_eos = src_dict.eos()
 
     @classmethod
-    def build_criterion(cls, cfg: StCtcAsrConfig, task) -> "StCtcAsrCriterion":
+    def build_criterion(cls, cfg: StCtcAsrConfig, task: FairseqTask) -> "StCtcAsrCriterion":
         return cls(cfg, task)
 
-    def check_model_config(self, model_cfg) -> None:
+    def check_model_config(self, model_cfg: FairseqDataclass) -> None:
         """Start-up check that the model can serve the enabled tasks (the task calls it after
         building both, before any data is read)."""
         if self.weights["mt"] > 0 and not getattr(model_cfg, "mt_text_encoder", False):
@@ -82,13 +91,20 @@ class StCtcAsrCriterion(FairseqCriterion):
                 "(the MT embedding that feeds the transcript to the shared encoder layers)"
             )
 
-    def check_dataset(self, split: str, dataset, model_cfg) -> None:
+    def check_dataset(
+        self,
+        split: str,
+        dataset: TranscriptSpeechToTextDataset | ConcatDataset,
+        model_cfg: FairseqDataclass,
+    ) -> None:
         """Start-up check of a loaded split against the MT wait-k (see
         :func:`fairseq_mgcm.criterions.mt_checks.check_mt_lagging`)."""
         if self.weights["mt"] > 0:
             check_mt_lagging(split, dataset, model_cfg)
 
-    def compute_task_losses(self, model, sample) -> tuple[dict[str, Tensor], int, dict]:
+    def compute_task_losses(
+        self, model: BaseFairseqModel, sample: dict[str, Any]
+    ) -> tuple[dict[str, Tensor], int, dict]:
         """Weighted per-task losses ``{"st", "ctc", "asr", "mt"}`` (sum-reduced; a task with
         weight 0 is left out), the sample size and the logging output, from one forward pass."""
         net_input = dict(sample["net_input"])
@@ -140,9 +156,12 @@ class StCtcAsrCriterion(FairseqCriterion):
         logging_output["nll_loss"] = st_nll.data
         return losses, sample_size, logging_output
 
-    def forward(self, model, sample, reduce: bool = True):
+    def forward(
+        self, model: BaseFairseqModel, sample: dict[str, Any], reduce: bool = True
+    ) -> tuple[Tensor, int, dict]:
         losses, sample_size, logging_output = self.compute_task_losses(model, sample)
-        return sum(losses.values()), sample_size, logging_output
+        # a Tensor, not sum()'s empty-case 0: __init__ refuses all-zero weights, so never empty
+        return cast(Tensor, sum(losses.values())), sample_size, logging_output
 
     def _cross_entropy(self, logits: Tensor, target: Tensor, pad: int) -> tuple[Tensor, Tensor]:
         lprobs = _log_softmax(logits)
@@ -168,7 +187,7 @@ class StCtcAsrCriterion(FairseqCriterion):
             )
 
     @staticmethod
-    def reduce_metrics(logging_outputs) -> None:
+    def reduce_metrics(logging_outputs: list[dict[str, Any]]) -> None:
         def total(key: str) -> float:
             return float(sum(log.get(key, 0) for log in logging_outputs))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from argparse import Namespace
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +34,8 @@ class TranscriptItem(SpeechToTextDatasetItem):
 class TranscriptSpeechToTextDataset(SpeechToTextDataset):
     """``SpeechToTextDataset`` plus transcript targets (see module docstring)."""
 
-    def __init__(self, *args, src_dict: Dictionary, src_bpe_tokenizer=None, **kwargs) -> None:
+    def __init__(self, *args: Any, src_dict: Dictionary, src_bpe_tokenizer: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.src_texts is None:
             raise ValueError(f"split {self.split!r} has no src_text column")
@@ -66,8 +68,9 @@ class TranscriptSpeechToTextDataset(SpeechToTextDataset):
         return out
 
     def batch_by_size(
-        self, indices, max_tokens=None, max_sentences=None, required_batch_size_multiple=1
-    ):
+        self, indices: np.ndarray, max_tokens: int | None = None,
+        max_sentences: int | None = None, required_batch_size_multiple: int = 1,
+    ) -> list[np.ndarray]:
         """fairseq's batching, but keeping the last batch when its size is not a multiple of
         ``required_batch_size_multiple``: fairseq drops it, which silently leaves the shortest
         utterances out of every epoch, validation and ``fairseq-generate``."""
@@ -80,7 +83,7 @@ class TranscriptSpeechToTextDataset(SpeechToTextDataset):
         return batches
 
 
-def build_src_bpe(data_cfg: S2TDataConfig):
+def build_src_bpe(data_cfg: S2TDataConfig) -> Any:
     """The source tokenizer from ``src_bpe_tokenizer`` in config.yaml (None if absent)."""
     spec = data_cfg.config.get("src_bpe_tokenizer")
     if spec is None:

@@ -159,7 +159,7 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         features_only: bool = False,
         refresh_encoder_cache: bool = False,
         read_schedule: ReadSchedule | None = None,
-        **kwargs,
+        **kwargs: object,
     ) -> tuple[Tensor, dict]:
         """``read_schedule`` replaces the decoder's own wait-k schedule for this training
         forward (the MT auxiliary reads source tokens, not encoder frames)."""
@@ -182,7 +182,7 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         incremental_state: IncrementalState | None = None,
         refresh_encoder_cache: bool = False,
         read_schedule: ReadSchedule | None = None,
-        **kwargs,
+        **kwargs: object,
     ) -> tuple[Tensor, dict]:
         """Features ``[B, T_new, C]`` of the positions not yet in ``incremental_state``."""
         if encoder_out is None:

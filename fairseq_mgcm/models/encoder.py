@@ -130,7 +130,9 @@ class WaitkS2TEncoder(FairseqEncoder):
             n -= n % self.chunk_size
         return n
 
-    def forward(self, src_tokens: Tensor, src_lengths: Tensor, **kwargs) -> dict[str, list[Tensor]]:
+    def forward(
+        self, src_tokens: Tensor, src_lengths: Tensor, **kwargs: object
+    ) -> dict[str, list[Tensor]]:
         x, lengths = self._embed(src_tokens, src_lengths)
         return self.encode_embedded(x, lengths, self.chunk_size)
 

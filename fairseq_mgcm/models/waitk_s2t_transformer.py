@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import logging
 import os
+from argparse import Namespace
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
 import torch
+from fairseq.data import Dictionary
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 from torch import Tensor, nn
 
@@ -35,6 +38,9 @@ from fairseq_mgcm.models.decoder import (
 )
 from fairseq_mgcm.models.encoder import WaitkS2TEncoder
 
+if TYPE_CHECKING:
+    from fairseq.tasks.speech_to_text import SpeechToTextTask
+
 logger = logging.getLogger(__name__)
 
 # The read step of the paper-size model (280 ms: 7 encoder frames of 40 ms); also what the bare
@@ -43,7 +49,7 @@ S_PRE_DECISION_RATIO = 7
 TINY_PRE_DECISION_RATIO = 4
 
 
-def resolve_read_options(cfg) -> tuple[int, int]:
+def resolve_read_options(cfg: WaitkS2TConfig) -> tuple[int, int]:
     """``(pre_decision_ratio, encoder_chunk_size)`` with the derived defaults filled in.
 
     Unset chunk size: the read step under wait-k (chunk-causal, no future audio), else 0. An
@@ -85,7 +91,7 @@ class WaitkS2TTransformerModel(FairseqEncoderDecoderModel):
         self.mt_schedule = mt_schedule or ReadSchedule(None)
 
     @classmethod
-    def build_model(cls, cfg: WaitkS2TConfig, task) -> "WaitkS2TTransformerModel":
+    def build_model(cls, cfg: WaitkS2TConfig, task: SpeechToTextTask) -> "WaitkS2TTransformerModel":
         src_dict = getattr(task, "transcript_dictionary", None)
         tgt_dict = task.target_dictionary
         max_source, max_target = task.max_positions()
@@ -111,7 +117,9 @@ class WaitkS2TTransformerModel(FairseqEncoderDecoderModel):
             max_source_positions=max_source,
         )
 
-        def make_decoder(dictionary, layers: int, waitk: bool) -> WaitkTransformerDecoder:
+        def make_decoder(
+            dictionary: Dictionary, layers: int, waitk: bool
+        ) -> WaitkTransformerDecoder:
             return WaitkTransformerDecoder(
                 dictionary,
                 embed_dim=cfg.embed_dim,
@@ -199,7 +207,7 @@ class WaitkS2TTransformerModel(FairseqEncoderDecoderModel):
         prev_transcript_tokens: Tensor | None = None,
         mt_source_tokens: Tensor | None = None,
         mt_source_lengths: Tensor | None = None,
-        **kwargs,
+        **kwargs: object,
     ) -> tuple[Tensor, dict]:
         """ST logits ``[B, T_tgt, V_tgt]`` and extras: ``ctc_logits`` ``[T_enc, B, V_src]``,
         ``encoder_lengths`` ``[B]``, given transcripts ``asr_out`` (the ASR decoder's
@@ -258,7 +266,7 @@ class WaitkS2TTransformerModel(FairseqEncoderDecoderModel):
         return torch.log_softmax(last, dim=-1, dtype=torch.promote_types(last.dtype, torch.float32))
 
 
-def _fill_defaults(cfg, **arch_values) -> None:
+def _fill_defaults(cfg: Namespace, **arch_values: object) -> None:
     """Fill every option the user left unset with the architecture's value, else the default.
 
     Model options reach the arch function unset (None) unless given on the command line,
@@ -271,14 +279,14 @@ def _fill_defaults(cfg, **arch_values) -> None:
 
 
 @register_model_architecture("waitk_s2t_transformer", "waitk_s2t_transformer_s")
-def waitk_s2t_transformer_s(cfg) -> None:
+def waitk_s2t_transformer_s(cfg: Namespace) -> None:
     """Paper-like size: 12 encoder / 6 decoder layers, dim 256, 4 heads, FFN 2048 (~32M);
     read step 7 encoder frames (280 ms)."""
     _fill_defaults(cfg, pre_decision_ratio=S_PRE_DECISION_RATIO)
 
 
 @register_model_architecture("waitk_s2t_transformer", "waitk_s2t_transformer_tiny")
-def waitk_s2t_transformer_tiny(cfg) -> None:
+def waitk_s2t_transformer_tiny(cfg: Namespace) -> None:
     """Tests and demos on CPU: 2 encoder / 1+1 decoder layers, dim 128, read step 4 frames."""
     _fill_defaults(
         cfg,

@@ -3,7 +3,7 @@ conflict engine that produces the gradients it steps with."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import torch
@@ -80,7 +80,12 @@ class ConflictAwareOptimizer(FairseqOptimizer):
     def supports_flat_params(self) -> bool:
         return self.base.supports_flat_params
 
-    def step(self, closure=None, scale: float = 1.0, groups=None) -> None:
+    def step(
+        self,
+        closure: Callable[[], float] | None = None,
+        scale: float = 1.0,
+        groups: Collection[str] | None = None,
+    ) -> None:
         self.base.step(closure, scale=scale, groups=groups)
 
     def average_params(self) -> None:

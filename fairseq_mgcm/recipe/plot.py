@@ -7,9 +7,13 @@ import math
 import os
 import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fairseq_mgcm.atomic_files import atomic_path
 from fairseq_mgcm.recipe.results import MethodResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["plot_bleu_al"]
 
@@ -77,7 +81,7 @@ def _sd(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def save_png(fig, output: str | os.PathLike) -> Path:
+def save_png(fig: Figure, output: str | os.PathLike) -> Path:
     """Lay ``fig`` out, write it to ``output`` atomically as PNG, and close it."""
     import matplotlib.pyplot as plt
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import sacrebleu
 from fairseq.logging import metrics
+from fairseq.logging.meters import MetersDict
 from sacrebleu.metrics import BLEU
 
 ORDER = 4
@@ -25,7 +26,7 @@ def bleu_logging_output(hyps: list[str], refs: list[str]) -> dict[str, float]:
     return out
 
 
-def _compute(meters) -> float:
+def _compute(meters: MetersDict) -> float:
     score = BLEU.compute_bleu(
         correct=meters["_bleu_counts"].sum,
         total=meters["_bleu_totals"].sum,

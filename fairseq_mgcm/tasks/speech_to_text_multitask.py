@@ -14,23 +14,54 @@ import json
 import logging
 from argparse import Namespace
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from fairseq import utils
-from fairseq.data import Dictionary
+from fairseq.criterions import FairseqCriterion
+from fairseq.data import ConcatDataset, Dictionary
 from fairseq.data.audio.data_cfg import S2TDataConfig
+from fairseq.dataclass import FairseqDataclass
+from fairseq.models import BaseFairseqModel
+from fairseq.optim import FairseqOptimizer
 from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.speech_to_text import SpeechToTextTask
-from omegaconf import open_dict
+from omegaconf import DictConfig, open_dict
+from torch import Tensor
 
 from fairseq_mgcm.checkpoint_cmvn import TASK_STATE_KEY, check_cmvn, cmvn_record
-from fairseq_mgcm.data.multitask_dataset import build_src_bpe, load_transcript_dataset
+from fairseq_mgcm.data.multitask_dataset import (
+    TranscriptSpeechToTextDataset,
+    build_src_bpe,
+    load_transcript_dataset,
+)
 from fairseq_mgcm.optim import multitask_backward
 from fairseq_mgcm.tasks._bleu import bleu_logging_output, reduce_bleu
 from fairseq_mgcm.tasks.config import SpeechToTextMultitaskConfig
 
 logger = logging.getLogger(__name__)
+
+
+class _Bpe(Protocol):
+    """What the task uses of a fairseq BPE (``encoders.build_bpe``, e.g. SentencePiece)."""
+
+    def encode(self, x: str) -> str: ...
+
+    def decode(self, x: str) -> str: ...
+
+
+class _StartUpChecks(Protocol):
+    """A criterion's start-up checks (``StCtcAsrCriterion``), run as the model and data load."""
+
+    def check_model_config(self, model_cfg: FairseqDataclass) -> None: ...
+
+    def check_dataset(
+        self,
+        split: str,
+        dataset: TranscriptSpeechToTextDataset | ConcatDataset,
+        model_cfg: FairseqDataclass,
+    ) -> None: ...
 
 
 def _load_dictionary(data_cfg: S2TDataConfig, key: str, config_path: Path) -> Dictionary:
@@ -78,12 +109,14 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
         self.cfg = cfg
         self.src_dict = src_dict
         self.sequence_generator = None
-        self._model_cfg = None  # kept for the criterion's start-up checks
-        self._start_up_checks = None
+        self._model_cfg: FairseqDataclass | None = None  # kept for the criterion's start-up checks
+        self._start_up_checks: _StartUpChecks | None = None
         _resolve_data_paths(self.data_cfg)
 
     @classmethod
-    def setup_task(cls, cfg: SpeechToTextMultitaskConfig, **kwargs) -> "SpeechToTextMultitaskTask":
+    def setup_task(
+        cls, cfg: SpeechToTextMultitaskConfig, **kwargs: object
+    ) -> "SpeechToTextMultitaskTask":
         config_path = Path(cfg.data) / cfg.config_yaml
         data_cfg = S2TDataConfig(config_path)
         tgt_dict = _load_dictionary(data_cfg, "vocab_filename", config_path)
@@ -95,7 +128,9 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
     def transcript_dictionary(self) -> Dictionary:
         return self.src_dict
 
-    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs) -> None:
+    def load_dataset(
+        self, split: str, epoch: int = 1, combine: bool = False, **kwargs: object
+    ) -> None:
         self.datasets[split] = load_transcript_dataset(
             root=self.cfg.data,
             data_cfg=self.data_cfg,
@@ -107,7 +142,7 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
         if self._start_up_checks is not None and split.startswith("train"):
             self._start_up_checks.check_dataset(split, self.datasets[split], self._model_cfg)
 
-    def build_model(self, cfg, from_checkpoint: bool = False):
+    def build_model(self, cfg: FairseqDataclass, from_checkpoint: bool = False) -> BaseFairseqModel:
         if from_checkpoint and getattr(cfg, "load_pretrained_encoder_from", None):
             # The checkpoint's own weights replace this initialisation: do not read (or need)
             # the pre-trained encoder's file when loading for decoding or evaluation.
@@ -137,7 +172,7 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
                    str(Path(self.cfg.data) / self.cfg.config_yaml))  # fmt: skip
         super().load_state_dict({k: v for k, v in state_dict.items() if k != TASK_STATE_KEY})
 
-    def build_criterion(self, cfg):
+    def build_criterion(self, cfg: DictConfig) -> FairseqCriterion:
         """fairseq's criterion, checked against the model built before it (e.g. --mt-weight
         needs --mt-text-encoder) and, when the train split loads, against its data."""
         criterion = super().build_criterion(cfg)
@@ -146,13 +181,21 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
             self._start_up_checks = criterion
         return criterion
 
-    def build_src_bpe(self):
+    def build_src_bpe(self) -> _Bpe | None:
         """The English SentencePiece tokenizer of the transcripts (None if not configured)."""
         return build_src_bpe(self.data_cfg)
 
     # ---------------------------------------------------------------- training
 
-    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+    def train_step(
+        self,
+        sample: dict[str, Any],
+        model: BaseFairseqModel,
+        criterion: FairseqCriterion,
+        optimizer: FairseqOptimizer,
+        update_num: int,
+        ignore_grad: bool = False,
+    ) -> tuple[Tensor, int, dict[str, Any]]:
         """One forward pass for all tasks, then one backward of their losses: the conflict
         engine's under ``--optimizer conflict_aware``, the plain sum's otherwise."""
         model.train()
@@ -174,13 +217,15 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
 
     # ---------------------------------------------------------------- validation
 
-    def valid_step(self, sample, model, criterion):
+    def valid_step(
+        self, sample: dict[str, Any], model: BaseFairseqModel, criterion: FairseqCriterion
+    ) -> tuple[Tensor, int, dict[str, Any]]:
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
         if self.cfg.eval_bleu:
             logging_output.update(self._bleu_stats(sample, model))
         return loss, sample_size, logging_output
 
-    def _bleu_stats(self, sample, model) -> dict[str, float]:
+    def _bleu_stats(self, sample: dict[str, Any], model: BaseFairseqModel) -> dict[str, float]:
         def detok(tokens: torch.Tensor, unk: str) -> str:
             text = self.tgt_dict.string(tokens.int().cpu(), unk_string=unk)
             return self.bleu_bpe.decode(text) if self.bleu_bpe is not None else text
@@ -196,7 +241,9 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
             logger.info(f"example reference: {refs[0]}")
         return bleu_logging_output(hyps, refs)
 
-    def reduce_metrics(self, logging_outputs, criterion) -> None:
+    def reduce_metrics(
+        self, logging_outputs: list[dict[str, Any]], criterion: FairseqCriterion
+    ) -> None:
         super().reduce_metrics(logging_outputs, criterion)
         if self.cfg.eval_bleu:
             reduce_bleu(logging_outputs)

@@ -7,6 +7,7 @@ before they are split.
 import gzip
 import random
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from fairseq_mgcm.data.errors import CorpusError, where
 from fairseq_mgcm.data.synthetic.grammar import generate_pairs
@@ -21,11 +22,11 @@ def grammar_splits(n_train: int, n_dev: int, n_test: int, seed: int) -> dict[str
             "train": pairs[n_dev + n_test:]}
 
 
-def _open_text(path: Path):
+def _open_text(path: Path) -> BinaryIO:
     if not path.is_file():
         raise CorpusError(f"{path}: text file not found")
     # Bytes, decoded line by line below, so that a decode error can name its line.
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    return cast(BinaryIO, gzip.open(path, "rb")) if path.suffix == ".gz" else open(path, "rb")
 
 
 def _decode(raw: bytes, path: Path, line_no: int) -> str:
