@@ -21,10 +21,14 @@ def commands(markdown: Path) -> list[str]:
     return found
 
 
-def command_starting(markdown: Path, prefix: str) -> list[str]:
-    """The command of ``markdown`` equal to ``prefix``, else the one that starts with it, split
-    into words."""
+def command_line(markdown: Path, prefix: str) -> str:
+    """The command of ``markdown`` equal to ``prefix``, else the one that starts with it."""
     found = commands(markdown)
     matches = [c for c in found if c == prefix] or [c for c in found if c.startswith(prefix)]
     assert len(matches) == 1, f"{markdown}: expected one command starting {prefix!r}: {matches}"
-    return shlex.split(matches[0])
+    return matches[0]
+
+
+def command_starting(markdown: Path, prefix: str) -> list[str]:
+    """``command_line(markdown, prefix)`` split into words."""
+    return shlex.split(command_line(markdown, prefix))
