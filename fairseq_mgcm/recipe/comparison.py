@@ -85,7 +85,12 @@ def compare(runs: list[MethodResult], test_set: str) -> Comparison:
 
 
 def _seed_of(run: MethodResult) -> int:
+    """The run's seed; 0 stands for the one run of a recipe without --seeds."""
     return run.seed if run.seed is not None else 0
+
+
+def _seed_list(seeds: list[int]) -> str:
+    return f"{len(seeds)} ({' '.join(map(str, seeds))})" if any(seeds) else str(len(seeds))
 
 
 def _summarise(method: str, runs: list[MethodResult], test_set: str,
@@ -184,9 +189,9 @@ def comparison_markdown(comparison: Comparison) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in methods:
         offline = m.decodings.get(OFFLINE, Decoding())
-        ref = none or m
+        ref = none or MethodSummary("none", [], {}, [], [], [])  # no none: no ratios
         lines.append(
-            f"| {m.method} | {len(m.seeds)} ({' '.join(map(str, m.seeds))}) | "
+            f"| {m.method} | {_seed_list(m.seeds)} | "
             f"{_mean_sd(list(offline.bleu.values()))} | {_mean_sd(list(offline.chrf.values()))} | "
             f"{cost(m.peak_rss_mb, ref.peak_rss_mb)} | {cost(m.train_cpu_s, ref.train_cpu_s)} | "
             f"{cost(m.train_wall_s, ref.train_wall_s)} |")
@@ -215,7 +220,8 @@ def comparison_markdown(comparison: Comparison) -> str:
         for (name, system, baseline), r in sorted(
                 comparison.tests.items(), key=lambda item: _decoding_order(item[0][0])):
             lines.append(
-                f"| {name} | {system} vs. {baseline} | {' '.join(map(str, r.seeds))} | "
+                f"| {name} | {system} vs. {baseline} | "
+                f"{' '.join(map(str, r.seeds)) if any(r.seeds) else 'one run'} | "
                 f"{r.n_sentences} | {r.bleu_delta:+.2f} | {_p(r.bleu_p)} | "
                 f"{r.chrf_delta:+.2f} | {_p(r.chrf_p)} | "
                 f"{r.system_bleu[0]:.2f} ± {r.system_bleu[1]:.2f} | "
