@@ -33,13 +33,15 @@ def run_with_peak_memory(command: list[str], record: str | os.PathLike) -> int:
     """
     record = Path(record)
     legs = _legs(record)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # children waited for earlier
     start = time.monotonic()
     returncode = subprocess.call(command)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (usage.ru_utime + usage.ru_stime) - (before.ru_utime + before.ru_stime)
     legs.append({
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "wall_s": round(time.monotonic() - start, 1),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "cpu_s": round(cpu_s, 1),
         "returncode": returncode,
         "command": command,
     })
