@@ -128,7 +128,9 @@ def test_multi30k_recipe_runs_every_stage(tmp_path):
         text_args = ["--src-text", str(src), "--tgt-text", str(tgt), "--dev-text", "",
                      "--test-text", ""]  # dev and test held out of the stand-in
     exp = tmp_path / "exp"
-    run = run_recipe("--recipe", "configs/recipes/multi30k.sh", *text_args, "--exp-dir", str(exp),
+    shipped = command_starting(COMPARISON_DOC,
+                               "scripts/run.sh --recipe configs/recipes/multi30k.sh")
+    run = run_recipe(*shipped[1:], *text_args, "--exp-dir", str(exp),
                      "--corpus-sizes", "32 8 8", *SMALL, "--extra-train-args", BUDGET,
                      "--seeds", "1")  # three seeds: test_seed_comparison_recipe_...
     assert run.returncode == 0, run.stderr[-4000:]
@@ -269,6 +271,15 @@ def test_every_readme_command_is_run_by_a_test():
 
 
 RECIPE_DOC = ROOT / "docs" / "recipe.md"
+COMPARISON_DOC = ROOT / "docs" / "comparison.md"
+
+
+def test_every_comparison_doc_command_is_a_recipe_the_tests_run():
+    """docs/comparison.md's commands: the README's comparison (run by
+    test_seed_comparison_recipe_...) and the Multi30k recipe (test_multi30k_recipe_...)."""
+    found = commands(COMPARISON_DOC)
+    assert sorted(found) == sorted([README_COMPARISON,
+                                    "scripts/run.sh --recipe configs/recipes/multi30k.sh"])
 
 
 def test_every_recipe_doc_command_is_a_tested_form_and_the_multi_node_one_is_accepted(tmp_path):
