@@ -21,6 +21,9 @@
 # With --seeds "1 2 3", stages 3-7 run once per seed (every method, then the table), each run in
 # $exp_dir/<method>/seed<N>/, so the table and plot grow as seeds finish and a stopped run
 # continues where it was. Without it, one run per method in $exp_dir/<method>/ with --seed.
+# With --jobs N (CPU), N runs (a method and seed: stages 3-6) go at once, each on nproc/N threads,
+# in seed order, their output in $exp_dir/logs/; the table is rewritten as each one finishes. On
+# 2 cores two one-thread trainings did 1.5x the updates of one two-thread training (recipe.md).
 #
 # Training flags are joined in this order, later ones winning: --model-args, --hardware-args,
 # configs/methods/<method>.args (stage 2: --asr-args), --overlays, --train-budget, the recipe's own flags
@@ -66,6 +69,7 @@ master_addr=localhost
 master_port=29500
 seed=1                          # the seed of the single run per method (without --seeds)
 seeds=""                        # e.g. "1 2 3": every method once per seed (see the header)
+jobs=1                          # CPU: trainings (with their evaluations) run side by side, each on nproc/jobs threads
 n_average=5
 test_set=tst-COMMON
 beam=5
@@ -82,6 +86,7 @@ log() {
 die() { log "ERROR: $*"; exit 1; }
 bad_input() { log "ERROR: $*"; exit 2; }
 
+script_args=("$@")  # --jobs re-runs this script per method and seed, with these and its own
 cd "$(dirname "$0")/.."
 # The option names are exactly the variables of the defaults block above.
 known_options=" $(sed -n '/^# ---- defaults/,/^# ---- option parsing/p' "$0" \
@@ -149,7 +154,10 @@ want_int_list() {  # want_int_list NAME COUNT (COUNT empty: any length >= 1)
   done
 }
 want_int stage stop_stage corpus_seed vocab_size_tgt vocab_size_src ngpus nnodes node_rank \
-  master_port seed n_average beam
+  master_port seed n_average beam jobs
+[ "$jobs" -ge 1 ] || bad_input "--jobs 0: at least one run at a time"
+[ "$jobs" -eq 1 ] || [ "$ngpus" -eq 0 ] \
+  || bad_input "--jobs $jobs: side-by-side runs are for CPU (--ngpus 0); on GPUs use --ngpus"
 [ -z "$nprocs" ] || want_int nprocs
 [ -z "$segment_size" ] || want_int segment_size
 [ -z "$eval_max_instances" ] || want_int eval_max_instances
@@ -476,6 +484,50 @@ report() {
     mark_done "$results_marker" "$what"
   fi
 }
+
+# ---- --jobs N: runs side by side ---------------------------------------------------------------
+# Each run (a method and seed) is this script again for stages 3-6 of that run alone, on
+# nproc/N threads; the table (stage 7) is rewritten here whenever one finishes. A run that fails
+# stops new ones from starting; those running finish (every stage resumes on a re-run).
+run_in_parallel() {
+  local threads=$(( $(nproc) / jobs )) failed=0 m s rc id
+  [ "$threads" -ge 1 ] || threads=1
+  local first=$(( stage > 3 ? stage : 3 )) last=$(( stop_stage < 6 ? stop_stage : 6 ))
+  local -A job_of=()
+  mkdir -p "$exp_dir/logs"
+  finish_one() {
+    local pid
+    rc=0; wait -n -p pid || rc=$?
+    id=${job_of[$pid]}; unset "job_of[$pid]"
+    if [ "$rc" -eq 0 ]; then
+      log "finished $id"
+      if run_stage 7; then report; fi
+    else
+      log "ERROR: $id failed (exit $rc): see $exp_dir/logs/$id.log"; failed=1
+    fi
+  }
+  for s in "${seed_list[@]}"; do
+    for m in "${methods_arr[@]}"; do
+      [ "$failed" -eq 0 ] || break 2
+      while [ ${#job_of[@]} -ge "$jobs" ]; do finish_one; done
+      id=$m${seeds:+_seed$s}
+      log "start $id ($threads thread(s)): $exp_dir/logs/$id.log"
+      OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads} bash "$0" "${script_args[@]}" --jobs 1 \
+        --methods "$m" ${seeds:+--seeds "$s"} --stage "$first" --stop-stage "$last" \
+        > "$exp_dir/logs/$id.log" 2>&1 &
+      job_of[$!]=$id
+    done
+  done
+  while [ ${#job_of[@]} -gt 0 ]; do finish_one; done
+  [ "$failed" -eq 0 ] || die "a run failed; the others finished (re-run to resume)"
+}
+
+if [ "$jobs" -gt 1 ]; then
+  if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 3 ]; then run_in_parallel; fi
+  if run_stage 7; then report; fi
+  log "done: stages $stage..$stop_stage in $exp_dir"
+  exit 0
+fi
 
 for seed in "${seed_list[@]}"; do
   [ -z "$seeds" ] || log "Seed $seed of ${seed_list[*]}"
