@@ -134,7 +134,15 @@ def test_multi30k_recipe_runs_every_stage(tmp_path):
                      "--corpus-sizes", "32 8 8", *SMALL, "--extra-train-args", BUDGET,
                      "--seeds", "1")  # three seeds: test_seed_comparison_recipe_...
     assert run.returncode == 0, run.stderr[-4000:]
-    assert_evaluated(exp, ["none/seed1", "pcgrad/seed1", "mgcm/seed1"], n_k=4)
+    runs = ["none/seed1", "pcgrad/seed1", "mgcm/seed1"]
+    assert_evaluated(exp, runs, n_k=2)  # k = 3 and 7
+    # jobs=2: the three runs went two at a time, each logged apart, the table after each
+    for run_name in runs:
+        log = (exp / "logs" / f"{run_name.replace('/', '_')}.log").read_text()
+        assert "Stage 6: SimulEval sweep" in log and "Stage 7" not in log
+        assert f"finished {run_name.replace('/', '_')}" in run.stderr
+    assert run.stderr.count("Stage 7: results table") >= 3
+    assert "### Dev curve" in (exp / "results.md").read_text()
     if not text_args:  # the official sets, their first 8 lines
         dev = (exp / "corpus" / "en-de" / "data" / "dev" / "txt" / "dev.en").read_text()
         with gzip.open(src.parent / "val.en.gz", "rt", encoding="utf-8") as f:
@@ -164,6 +172,7 @@ def test_seed_comparison_recipe_reports_statistics_and_a_rerun_rewrites_nothing(
     for pair in ("mgcm vs. none", "pcgrad vs. none", "mgcm vs. pcgrad"):
         assert f"| offline | {pair} | 1 2 3 | 24 |" in table
         assert f"| k=7 | {pair} | 1 2 3 | 6 |" in table  # --eval-max-instances 2, 3 seeds
+    assert "| 1 | " in table.split("### Dev curve")[1]  # epoch 1's dev loss, from train.log
     assert (exp / "bleu_al.png").read_bytes()[:4] == b"\x89PNG"
 
     before = snapshot(exp)
@@ -210,6 +219,8 @@ def test_eight_gpu_overlay_trains_as_two_cpu_processes(tmp_path, mustc_corpus):
     (["--corpus-sizes", "10 10"], "--corpus-sizes '10 10': expected 3 integers"),
     (["--seeds", "1 2 1"], "--seeds '1 2 1': seed 1 is repeated"),
     (["--seeds", "1 two"], "--seeds '1 two': 'two' is not an integer"),
+    (["--jobs", "0"], "--jobs 0: at least one run at a time"),
+    (["--jobs", "2", "--ngpus", "1"], "--jobs 2: side-by-side runs are for CPU"),
     (["--overlays", "configs/overlays/nope.args"], "--overlays: configs/overlays/nope.args: no such file"),
     (["--corpus", "text", "--src-text", "README.md", "--tgt-text", "README.md",
       "--dev-text", "val.en"], "--dev-text 'val.en': expected two files, SRC TGT"),

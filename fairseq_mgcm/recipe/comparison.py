@@ -47,6 +47,7 @@ class MethodSummary:
     peak_rss_mb: list[float]
     train_wall_s: list[float]
     train_cpu_s: list[float]
+    dev_curve: dict[int, list[float]] = field(default_factory=dict)  # epoch -> ST NLL by seed
 
 
 @dataclass
@@ -127,8 +128,12 @@ def _summarise(method: str, runs: list[MethodResult], test_set: str,
             for metric in LATENCY_COLUMNS:
                 if metric in row:
                     decoding.latency.setdefault(metric, {})[seed] = row[metric]
+    dev_curve: dict[int, list[float]] = {}
+    for run in runs:
+        for epoch, nll in run.dev_curve.items():
+            dev_curve.setdefault(epoch, []).append(nll)
     return MethodSummary(
-        method, seeds, decodings,
+        method, seeds, decodings, dev_curve=dict(sorted(dev_curve.items())),
         peak_rss_mb=[r.peak_rss_mb for r in runs if r.peak_rss_mb is not None],
         train_wall_s=[r.train_wall_s for r in runs if r.train_wall_s is not None],
         train_cpu_s=[r.train_cpu_s for r in runs if r.train_cpu_s is not None])
@@ -174,8 +179,28 @@ def _decoding_order(name: str) -> tuple[int, float]:
     return (1, float(name.split("=")[1].split()[0]))
 
 
+def _dev_curve_lines(methods: list[MethodSummary]) -> list[str]:
+    """Dev loss after each epoch, mean over seeds: where training stood when it stopped (a
+    curve still falling steeply says the budget, not the method, limits the scores)."""
+    epochs = sorted({e for m in methods for e in m.dev_curve})
+    if not epochs:
+        return []
+    lines = ["", "### Dev curve (ST NLL on dev, bits per token, after each epoch; mean over "
+             "seeds, perplexity = 2^NLL in brackets)", "",
+             "| epoch | " + " | ".join(m.method for m in methods) + " |",
+             "|---:|" + "---:|" * len(methods)]
+    for epoch in epochs:
+        cells = []
+        for m in methods:
+            values = m.dev_curve.get(epoch, [])
+            cells.append(f"{_mean(values):.3f} ({2 ** _mean(values):.1f}) n={len(values)}"
+                         if values else "-")
+        lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def comparison_markdown(comparison: Comparison) -> str:
-    """Three tables: cost per method, BLEU/chrF/latency per decoding, and significance."""
+    """Tables: cost per method, dev curve, BLEU/chrF/latency per decoding, significance."""
     methods = comparison.methods
     none = next((m for m in methods if m.method == "none"), None)
 
@@ -195,6 +220,7 @@ def comparison_markdown(comparison: Comparison) -> str:
             f"{_mean_sd(list(offline.bleu.values()))} | {_mean_sd(list(offline.chrf.values()))} | "
             f"{cost(m.peak_rss_mb, ref.peak_rss_mb)} | {cost(m.train_cpu_s, ref.train_cpu_s)} | "
             f"{cost(m.train_wall_s, ref.train_wall_s)} |")
+    lines += _dev_curve_lines(methods)
     lines += ["", "### Per decoding (BLEU and chrF: mean ± sd; latency: mean, ms)", "",
               "| decoding | method | seeds | BLEU | chrF | " + " | ".join(LATENCY_COLUMNS) + " |",
               "|---|---|---:|---:|---:|" + "---:|" * len(LATENCY_COLUMNS)]

@@ -5,6 +5,7 @@ Reads, for each run directory (``EXP/<method>/``, or ``EXP/<method>/seed<N>/`` p
   simul/results.tsv    scripts/simuleval_sweep.py's table (one row per k and segment size)
   train_peak.json      fairseq_mgcm.recipe.peak_memory's record of the training run
   conflict.jsonl       the conflict engine's aggregated telemetry (optional, streamed)
+  checkpoints/train.log  fairseq-train's log: the dev curve (ST loss on dev after each epoch)
 Missing pieces show as "-" so a partial run still reports what it has.
 """
 from __future__ import annotations
@@ -25,6 +26,9 @@ __all__ = ["MethodResult", "collect", "run_dir", "markdown_table", "PAPER_REFERE
 PAPER_REFERENCE = {"offline_bleu_gain_greedy": 0.68, "offline_bleu_gain_beam5": 0.63}
 
 _BLEU = re.compile(r"BLEU\S*\s*=\s*([0-9.]+)")
+# fairseq-train's end-of-epoch validation line, e.g.
+# "... | dev | epoch 007 | valid on 'dev' subset | loss 9.1 | nll_loss 4.7 | st_loss 5.2 | ..."
+_VALID = re.compile(r"\| epoch (\d+) \| valid on '[^']+' subset \|.*?\| nll_loss ([0-9.]+) \|")
 
 
 @dataclass
@@ -41,6 +45,7 @@ class MethodResult:
     train_wall_s: float | None = None
     train_cpu_s: float | None = None  # user + system CPU time of the training processes
     conflict_rate: dict[str, float] = field(default_factory=dict)  # per task pair
+    dev_curve: dict[int, float] = field(default_factory=dict)  # epoch -> dev ST nll (base 2)
 
 
 def _offline_bleu(path: Path) -> float | None:
@@ -59,6 +64,20 @@ def _simul_rows(path: Path) -> tuple[list[dict[str, float]], list[Path]]:
         rows = list(csv.DictReader(f, delimiter="\t"))
     logs = [path.parent / Path(row.get("output") or "-").name / "instances.log" for row in rows]
     return [{k: _number(v) for k, v in row.items() if k != "output"} for row in rows], logs
+
+
+def _dev_curve(path: Path) -> dict[int, float]:
+    """Epoch -> the primary (ST) task's token-level NLL on dev, in bits, as fairseq-train logged
+    it after each epoch. A resumed run logs an epoch again: the last line of an epoch wins."""
+    if not path.exists():
+        return {}
+    curve: dict[int, float] = {}
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            match = _VALID.search(line)
+            if match:
+                curve[int(match.group(1))] = float(match.group(2))
+    return curve
 
 
 def _number(text: str) -> float:
@@ -106,6 +125,7 @@ def collect(exp_dir: str | Path, methods: list[str],
             result.train_wall_s = record.get("wall_s")
             result.train_cpu_s = record.get("cpu_s")
         result.conflict_rate = _conflict_rate(root / "conflict.jsonl")
+        result.dev_curve = _dev_curve(root / "checkpoints" / "train.log")
         results.append(result)
     return results
 

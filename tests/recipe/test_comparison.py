@@ -127,3 +127,27 @@ def test_report_script_writes_table_and_plot_and_refuses_repeated_seeds(three_se
 def test_plot_draws_mean_curves_over_seeds(three_seeds, tmp_path):
     png = plot_bleu_al(collect(three_seeds, ["none", "mgcm"], [1, 2, 3]), tmp_path / "p.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# Validation lines as fairseq-train logs them (from a Multi30k run of the recipe), trimmed.
+VALID_LINE = ("2026-12-02 19:07:46 | INFO | dev | epoch {epoch:03d} | valid on 'dev' subset | "
+              "loss 12.822 | nll_loss {nll} | st_loss 7.119 | st_nll_loss {nll} | ctc_loss 6.844 | "
+              "ppl 96.4853 | wps 3758.6 | wpb 431.2 | bsz 18.1 | num_updates 213\n")
+
+
+def test_dev_curve_is_read_from_train_logs_and_a_resumed_epoch_counts_once(three_seeds):
+    for seed, offset in ((1, 0.0), (2, 0.2)):
+        log = three_seeds / "none" / f"seed{seed}" / "checkpoints" / "train.log"
+        log.parent.mkdir()
+        lines = [VALID_LINE.format(epoch=1, nll=6.5 + offset),
+                 "2026-12-02 19:08:00 | INFO | train_inner | epoch 002:  20 / 213 loss=9.0, "
+                 "nll_loss=5.0\n",
+                 VALID_LINE.format(epoch=2, nll=9.9),  # killed; the resumed run logs epoch 2 again
+                 VALID_LINE.format(epoch=2, nll=5.5 + offset)]
+        log.write_text("".join(lines))
+    runs = collect(three_seeds, ["none", "mgcm"], [1, 2, 3])
+    assert runs[0].dev_curve == {1: 6.5, 2: 5.5} and runs[2].dev_curve == {}
+    markdown = comparison_markdown(compare(runs, "tst-COMMON"))
+    assert "| epoch | none | mgcm |" in markdown
+    assert "| 1 | 6.600 (97.0) n=2 | - |" in markdown
+    assert "| 2 | 5.600 (48.5) n=2 | - |" in markdown
