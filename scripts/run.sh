@@ -487,38 +487,45 @@ report() {
 
 # ---- --jobs N: runs side by side ---------------------------------------------------------------
 # Each run (a method and seed) is this script again for stages 3-6 of that run alone, on
-# nproc/N threads; the table (stage 7) is rewritten here whenever one finishes. A run that fails
-# stops new ones from starting; those running finish (every stage resumes on a re-run).
+# nproc/N threads. When one finishes, the next starts first and the table (stage 7, which takes
+# a while for the significance tests) is rewritten after. A run that fails stops new ones from
+# starting; those running finish (every stage resumes on a re-run).
 run_in_parallel() {
-  local threads=$(( $(nproc) / jobs )) failed=0 m s rc id
+  local threads=$(( $(nproc) / jobs )) failed=0 finished=0 m s id
   [ "$threads" -ge 1 ] || threads=1
   local first=$(( stage > 3 ? stage : 3 )) last=$(( stop_stage < 6 ? stop_stage : 6 ))
   local -A job_of=()
   mkdir -p "$exp_dir/logs"
-  finish_one() {
-    local pid
-    rc=0; wait -n -p pid || rc=$?
+  reap_one() {  # wait for any run to end; log it
+    local pid rc=0
+    wait -n -p pid || rc=$?
     id=${job_of[$pid]}; unset "job_of[$pid]"
     if [ "$rc" -eq 0 ]; then
-      log "finished $id"
-      if run_stage 7; then report; fi
+      log "finished $id"; finished=1
     else
       log "ERROR: $id failed (exit $rc): see $exp_dir/logs/$id.log"; failed=1
     fi
   }
+  report_if_finished() {
+    [ "$finished" -eq 1 ] || return 0
+    finished=0
+    if run_stage 7; then report; fi
+  }
   for s in "${seed_list[@]}"; do
     for m in "${methods_arr[@]}"; do
+      while [ ${#job_of[@]} -ge "$jobs" ]; do reap_one; done
       [ "$failed" -eq 0 ] || break 2
-      while [ ${#job_of[@]} -ge "$jobs" ]; do finish_one; done
       id=$m${seeds:+_seed$s}
       log "start $id ($threads thread(s)): $exp_dir/logs/$id.log"
       OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads} bash "$0" "${script_args[@]}" --jobs 1 \
         --methods "$m" ${seeds:+--seeds "$s"} --stage "$first" --stop-stage "$last" \
         > "$exp_dir/logs/$id.log" 2>&1 &
       job_of[$!]=$id
+      report_if_finished
     done
   done
-  while [ ${#job_of[@]} -gt 0 ]; do finish_one; done
+  while [ ${#job_of[@]} -gt 0 ]; do reap_one; report_if_finished; done
+  report_if_finished
   [ "$failed" -eq 0 ] || die "a run failed; the others finished (re-run to resume)"
 }
 
