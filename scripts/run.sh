@@ -479,9 +479,12 @@ report() {
   if is_done "$results_marker" "$what" && up_to_date "$results_marker" "${inputs[@]}"; then
     log "Stage 7: results are up to date"
   else
+    # The marker takes the time the inputs were read, not when the table was written: a run
+    # finishing meanwhile (--jobs) is then newer than it, and the next report includes it.
+    printf '%s' "$what" > "$results_marker.tmp"
     python scripts/report_results.py --exp-dir "$exp_dir" --methods "${methods_arr[@]}" \
       --test-set "$test_set" ${seeds:+--seeds $seeds}
-    mark_done "$results_marker" "$what"
+    mv "$results_marker.tmp" "$results_marker"
   fi
 }
 

@@ -273,6 +273,21 @@ def test_on_other_nodes_only_training_runs(tmp_path):
     assert not (tmp_path / "exp" / "corpus").exists()
 
 
+def test_a_failed_side_by_side_run_is_named_and_no_new_run_starts(tmp_path):
+    """--jobs 2 over three methods with nothing trained: stage 4 of the first two runs fails
+    (no checkpoints to average); the parent names their logs and never starts the third."""
+    exp = tmp_path / "exp"
+    run = run_recipe("--corpus", "builtin", "--exp-dir", str(exp), "--ngpus", "0",
+                     "--methods", "none pcgrad mgcm", "--seeds", "1", "--jobs", "2",
+                     "--stage", "4", timeout=300)
+    assert run.returncode == 1, run.stderr[-2000:]
+    for failed in ("none_seed1", "pcgrad_seed1"):
+        assert f"ERROR: {failed} failed (exit 1): see {exp}/logs/{failed}.log" in run.stderr
+        assert "Stage 4: average" in (exp / "logs" / f"{failed}.log").read_text()
+    assert "start mgcm_seed1" not in run.stderr and not (exp / "logs" / "mgcm_seed1.log").exists()
+    assert "a run failed; the others finished (re-run to resume)" in run.stderr
+
+
 def test_every_readme_command_is_run_by_a_test():
     tested = ("scripts/demo.sh", "scripts/test.sh", README_RECIPE, README_COMPARISON,
               "python -m fairseq_mgcm.data.mustc.source_list", "simuleval ")
