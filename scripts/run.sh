@@ -494,14 +494,16 @@ report() {
 # a while for the significance tests) is rewritten after. A run that fails stops new ones from
 # starting; those running finish (every stage resumes on a re-run).
 run_in_parallel() {
-  local threads=$(( $(nproc) / jobs )) failed=0 finished=0 m s id
+  # nproc itself honours OMP_NUM_THREADS: ask it for the cores without that.
+  local threads=$(( $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) / jobs ))
+  local failed=0 finished=0 m s id
   [ "$threads" -ge 1 ] || threads=1
   local first=$(( stage > 3 ? stage : 3 )) last=$(( stop_stage < 6 ? stop_stage : 6 ))
   local -A job_of=()
   mkdir -p "$exp_dir/logs"
   reap_one() {  # wait for any run to end; log it
     local pid rc=0
-    wait -n -p pid || rc=$?
+    wait -n -p pid "${!job_of[@]}" || rc=$?  # only our runs, not a process substitution
     id=${job_of[$pid]}; unset "job_of[$pid]"
     if [ "$rc" -eq 0 ]; then
       log "finished $id"; finished=1

@@ -275,15 +275,17 @@ def test_on_other_nodes_only_training_runs(tmp_path):
 
 def test_a_failed_side_by_side_run_is_named_and_no_new_run_starts(tmp_path):
     """--jobs 2 over three methods with nothing trained: stage 4 of the first two runs fails
-    (no checkpoints to average); the parent names their logs and never starts the third."""
+    (no checkpoints to average, exit 2); the parent names their logs and never starts the
+    third. OMP_NUM_THREADS=1 (run_recipe's) must not hide the cores: two runs start."""
     exp = tmp_path / "exp"
     run = run_recipe("--corpus", "builtin", "--exp-dir", str(exp), "--ngpus", "0",
                      "--methods", "none pcgrad mgcm", "--seeds", "1", "--jobs", "2",
                      "--stage", "4", timeout=300)
     assert run.returncode == 1, run.stderr[-2000:]
     for failed in ("none_seed1", "pcgrad_seed1"):
-        assert f"ERROR: {failed} failed (exit 1): see {exp}/logs/{failed}.log" in run.stderr
-        assert "Stage 4: average" in (exp / "logs" / f"{failed}.log").read_text()
+        assert f"ERROR: {failed} failed (exit 2): see {exp}/logs/{failed}.log" in run.stderr
+        log = (exp / "logs" / f"{failed}.log").read_text()
+        assert "average_checkpoints: no numbered checkpoints" in log
     assert "start mgcm_seed1" not in run.stderr and not (exp / "logs" / "mgcm_seed1.log").exists()
     assert "a run failed; the others finished (re-run to resume)" in run.stderr
 
