@@ -1,7 +1,11 @@
 """Run a command and record its peak memory, so methods can be compared side by side.
 
-The number is the peak resident set size of the largest process the command started
-(``RUSAGE_CHILDREN.ru_maxrss``): host memory, which is what a CPU run spends. GPU memory is
+The number is the peak resident set size of the largest process the command started (the
+``ru_maxrss`` that ``os.wait4`` reports for that one child and its descendants, so children the
+caller ran before do not count): host memory, which is what a CPU run spends. Linux keeps a
+process's high-water mark across exec, so the figure is at least the caller's own size at the
+fork (about 630 MB for this module's process, which imports torch through the package): fine
+for trainings (1.4 GB and up), not for measuring small commands. GPU memory is
 not visible here; ``benchmarks/bench_conflict.py`` measures it with ``max_memory_allocated``.
 
 Beside the wall time, the record holds the CPU time the command used (user + system, all its
@@ -12,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -33,11 +36,17 @@ def run_with_peak_memory(command: list[str], record: str | os.PathLike) -> int:
     """
     record = Path(record)
     legs = _legs(record)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # children waited for earlier
     start = time.monotonic()
-    returncode = subprocess.call(command)
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_s = (usage.ru_utime + usage.ru_stime) - (before.ru_utime + before.ru_stime)
+    with subprocess.Popen(command) as proc:
+        try:
+            # This child's own usage: RUSAGE_CHILDREN would also hold every child the caller
+            # (a test session, say) waited for before, and its largest peak.
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # as subprocess.call: Ctrl-C here stops the command too
+            proc.kill()
+            raise
+        returncode = proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu_s = usage.ru_utime + usage.ru_stime
     legs.append({
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "wall_s": round(time.monotonic() - start, 1),
