@@ -174,7 +174,9 @@ def build_fairseq_waitk(opts: argparse.Namespace) -> tuple[torch.nn.Module, call
 def build_ours(
     opts: argparse.Namespace, multitask: bool, mt: bool = False
 ) -> tuple[torch.nn.Module, callable]:
-    import fairseq_mgcm  # noqa: F401  registers the model
+    import fairseq_mgcm
+
+    fairseq_mgcm.register()
     from fairseq_mgcm.criterions import StCtcAsrConfig, StCtcAsrCriterion
     from fairseq_mgcm.models import WaitkS2TTransformerModel
     from fairseq_mgcm.models.waitk_s2t_transformer import (

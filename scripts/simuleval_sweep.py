@@ -47,7 +47,7 @@ from pathlib import Path
 from fairseq_mgcm.agents.read_step import read_step_ms_from_cfg
 from fairseq_mgcm.agents.scoring import LATENCY_METRICS, score_log
 from fairseq_mgcm.atomic_files import write_text
-from fairseq_mgcm.checkpoint_errors import CheckpointError, read_checkpoint
+from fairseq_mgcm.checkpoints.errors import CheckpointError, read_checkpoint
 from fairseq_mgcm.data.mustc.source_list import resolve_source_list
 
 AGENT_CLASS = "fairseq_mgcm.agents.waitk_agent.WaitkAgent"

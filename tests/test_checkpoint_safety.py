@@ -12,7 +12,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import fairseq_mgcm  # noqa: F401  (installs the allowlist)
+import fairseq_mgcm
+
+fairseq_mgcm.register()  # the allowlist and fairseq's patched loader
 
 
 def _fairseq_like_state() -> dict:
@@ -65,10 +67,14 @@ def test_fairseq_loader_without_the_plugin_fails_and_with_it_loads(tmp_path):
             "print(s['cfg']['task']['_name'])")
     plain = subprocess.run([sys.executable, "-c", load], check=False, capture_output=True, text=True)
     assert plain.returncode != 0 and "weights_only" in plain.stderr
-    plugged = subprocess.run([sys.executable, "-c", "import fairseq_mgcm;" + load],
-                             check=False, capture_output=True, text=True)
-    assert plugged.returncode == 0, plugged.stderr[-2000:]
-    assert plugged.stdout.strip().endswith("speech_to_text_multitask")
+    # fairseq loads the plugin after itself (--user-dir); a program importing the plugin
+    # first registers it explicitly.
+    for plugin in ("import fairseq; import fairseq_mgcm;",
+                   "import fairseq_mgcm; fairseq_mgcm.register();"):
+        plugged = subprocess.run([sys.executable, "-c", plugin + load],
+                                 check=False, capture_output=True, text=True)
+        assert plugged.returncode == 0, (plugin, plugged.stderr[-2000:])
+        assert plugged.stdout.strip().endswith("speech_to_text_multitask")
 
 
 # ------------------------------------------------------------------ unreadable checkpoints
@@ -107,7 +113,7 @@ def test_fairseq_loader_names_the_file_of_a_bad_checkpoint(tmp_path, kind):
     plugin: one line naming the file, no torch advice to turn safe loading off."""
     from fairseq import checkpoint_utils
 
-    from fairseq_mgcm.checkpoint_errors import CheckpointError
+    from fairseq_mgcm.checkpoints.errors import CheckpointError
 
     path = _bad_checkpoints(tmp_path)[kind]
     with pytest.raises(CheckpointError) as caught:
@@ -121,7 +127,7 @@ def test_fairseq_loader_names_the_file_of_a_bad_checkpoint(tmp_path, kind):
 @pytest.mark.parametrize("kind", sorted(EXPECTED))
 def test_agent_names_the_file_of_a_bad_checkpoint(tmp_path, kind):
     from fairseq_mgcm.agents.checkpoint import load_model
-    from fairseq_mgcm.checkpoint_errors import CheckpointError
+    from fairseq_mgcm.checkpoints.errors import CheckpointError
 
     path = _bad_checkpoints(tmp_path)[kind]
     with pytest.raises(CheckpointError, match=EXPECTED[kind].replace("?", r"\?")) as caught:
@@ -142,7 +148,7 @@ def test_a_fairseq_checkpoint_still_loads_through_the_wrapper(tmp_path):
 def test_code_carrying_checkpoint_is_refused_by_name_through_fairseq(tmp_path):
     from fairseq import checkpoint_utils
 
-    from fairseq_mgcm.checkpoint_errors import CheckpointError
+    from fairseq_mgcm.checkpoints.errors import CheckpointError
 
     path = tmp_path / "evil.pt"
     torch.save({"model": {}, "payload": _Exploit()}, path)

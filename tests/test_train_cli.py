@@ -41,6 +41,7 @@ def test_train_lowers_every_loss_then_reload_and_generate(
 
     import fairseq_mgcm
 
+    fairseq_mgcm.register()
     user_dir = str(Path(fairseq_mgcm.__file__).parent)
     save_dir = tmp_path / "checkpoints"
     caplog.set_level(logging.INFO)

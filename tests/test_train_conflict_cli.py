@@ -39,7 +39,9 @@ def _argv(data: Path, save_dir: Path, max_epoch: int, extra: list[str]) -> list[
 def _train(monkeypatch, data: Path, save_dir: Path, max_epoch: int, extra: list[str]) -> None:
     from fairseq_cli import train
 
-    import fairseq_mgcm  # noqa: F401
+    import fairseq_mgcm
+
+    fairseq_mgcm.register()
 
     monkeypatch.setattr(sys, "argv", ["fairseq-train", *_argv(data, save_dir, max_epoch, extra)])
     train.cli_main()

@@ -20,7 +20,7 @@ The kill points are random (a seeded draw of the update and a delay, ``MGCM_FAUL
 draw others); two more tests kill the process inside a checkpoint write, where a random kill on
 this tiny model rarely lands: in ``torch.save`` of ``checkpoint_1_8.pt.tmp`` and in the copy of
 that checkpoint onto ``checkpoint_last.pt`` (which used to truncate ``checkpoint_last.pt``; see
-``fairseq_mgcm/checkpoint_atomic.py``).
+``fairseq_mgcm/checkpoints/atomic_copies.py``).
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def _run(command: list[str]) -> str:
 
 
 def _load(path: Path) -> dict:
-    import fairseq_mgcm  # noqa: F401  (allowlists fairseq's checkpoint types for weights_only)
+    from fairseq_mgcm.checkpoints.safe_globals import install_fairseq_safe_globals
+
+    install_fairseq_safe_globals()
 
     return torch.load(path, map_location="cpu", weights_only=True)
 

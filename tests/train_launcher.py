@@ -16,7 +16,9 @@ from fairseq import trainer as fairseq_trainer
 from fairseq.models import distributed_fairseq_model
 from torch.nn.parallel import DistributedDataParallel
 
-import fairseq_mgcm  # noqa: F401  (registers the plug-in before fairseq parses --user-dir)
+import fairseq_mgcm
+
+fairseq_mgcm.register()  # before fairseq parses --user-dir
 
 
 class _CpuDDP(DistributedDataParallel):

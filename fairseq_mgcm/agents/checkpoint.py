@@ -20,10 +20,11 @@ from fairseq import checkpoint_utils
 from fairseq.data import Dictionary
 from torch import Tensor, nn
 
-import fairseq_mgcm  # noqa: F401  registers the task and model, allowlists checkpoint types
-from fairseq_mgcm.checkpoint_cmvn import check_cmvn, cmvn_record, transform_names
+import fairseq_mgcm
+from fairseq_mgcm.checkpoints.cmvn import check_cmvn, cmvn_record, transform_names
 
 logger = logging.getLogger(__name__)
+fairseq_mgcm.register()  # the task and model, before fairseq loads a checkpoint
 
 # Data-config keys that name files, as (path in the YAML, what the file is).
 _FILE_KEYS = (

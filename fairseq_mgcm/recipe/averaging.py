@@ -13,9 +13,8 @@ from pathlib import Path
 
 import torch
 
-import fairseq_mgcm  # noqa: F401  (allowlists fairseq's checkpoint types for torch.load)
 from fairseq_mgcm.atomic_files import atomic_path
-from fairseq_mgcm.checkpoint_errors import read_checkpoint
+from fairseq_mgcm.checkpoints.errors import read_checkpoint
 
 __all__ = ["average_checkpoints", "last_checkpoints"]
 

@@ -63,7 +63,9 @@ def check_combination(flags: list[Flag]) -> None:
     :class:`BadFlag` naming the source of the first flag the parser refuses."""
     from fairseq import options
 
-    import fairseq_mgcm  # noqa: F401  (registers the plugin before fairseq builds its parser)
+    import fairseq_mgcm
+
+    fairseq_mgcm.register()  # before fairseq builds its parser
 
     tokens = [flag.token for flag in flags]
     argv = ["DATA", "--user-dir", str(PLUGIN_DIR), *tokens]

@@ -30,7 +30,7 @@ from fairseq.tasks.speech_to_text import SpeechToTextTask
 from omegaconf import DictConfig, open_dict
 from torch import Tensor
 
-from fairseq_mgcm.checkpoint_cmvn import TASK_STATE_KEY, check_cmvn, cmvn_record
+from fairseq_mgcm.checkpoints.cmvn import TASK_STATE_KEY, check_cmvn, cmvn_record
 from fairseq_mgcm.data.multitask_dataset import (
     TranscriptSpeechToTextDataset,
     build_src_bpe,
@@ -166,7 +166,7 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """fairseq calls this when it loads a checkpoint (fairseq-generate): refuse a data
-        config whose CMVN differs from training (``checkpoint_cmvn.py``)."""
+        config whose CMVN differs from training (``checkpoints/cmvn.py``)."""
         current = cmvn_record(self.data_cfg.config, self.data_cfg.root, is_train=False)
         check_cmvn(state_dict, current, "the checkpoint",
                    str(Path(self.cfg.data) / self.cfg.config_yaml))  # fmt: skip

@@ -12,7 +12,7 @@ import yaml
 from agent_testing import single_thread_env
 
 from fairseq_mgcm.agents.checkpoint import load_model
-from fairseq_mgcm.checkpoint_cmvn import CmvnMismatch
+from fairseq_mgcm.checkpoints.cmvn import CmvnMismatch
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).parents[2]

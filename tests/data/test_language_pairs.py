@@ -65,6 +65,7 @@ def french_checkpoint(french) -> Path:
 
     import fairseq_mgcm
 
+    fairseq_mgcm.register()
     save_dir = french / "checkpoints"
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(sys, "argv", [

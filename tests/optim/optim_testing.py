@@ -90,6 +90,7 @@ def parsed_cfg(*flags: str) -> DictConfig:
 
     import fairseq_mgcm
 
+    fairseq_mgcm.register()
     argv = ["data", "--user-dir", str(Path(fairseq_mgcm.__file__).parent),
             "--task", "speech_to_text_multitask", "--arch", "waitk_s2t_transformer_tiny",
             "--criterion", "st_ctc_asr", *flags]

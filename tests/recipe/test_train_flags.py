@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import fairseq_mgcm  # noqa: F401  (registers the plugin before fairseq builds its parser)
 from fairseq_mgcm.recipe.train_flags import BadFlag, Flag, check_combination, read_flags
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from fairseq_mgcm.checkpoints.safe_globals import install_fairseq_safe_globals
+
 __all__ = ["CheckpointError", "install_checkpoint_errors", "read_checkpoint"]
 
 
@@ -52,6 +54,7 @@ def _unreadable(path: Path, error: BaseException) -> str:
 def _load(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    install_fairseq_safe_globals()  # a reader without the plugin loaded reads safely too
     try:
         return torch.load(path, map_location="cpu")
     except Exception as error:  # noqa: BLE001  torch raises RuntimeError, EOFError, UnpicklingError...
