@@ -18,4 +18,10 @@ if not where.startswith(here + os.sep):
 PY
 python scripts/check_env.py   # the environment is exactly requirements.lock
 scripts/lint.sh               # ruff and mypy on fairseq_mgcm/
-exec python -m pytest "$@"   # testpaths = tests (pyproject.toml)
+# Two worker processes (pytest-xdist), one thread each: the suite's tests are single-threaded,
+# and session inputs (prepared corpora, trained models, recipe runs) are built once for both
+# (tests/build_once.py). MGCM_TEST_WORKERS=0 runs in this process (pdb, -s).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+workers=${MGCM_TEST_WORKERS:-2}
+xdist=(); [ "$workers" = 0 ] || xdist=(-n "$workers" --dist loadgroup)
+exec python -m pytest "${xdist[@]}" --durations 25 "$@"   # testpaths = tests (pyproject.toml)

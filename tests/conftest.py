@@ -3,6 +3,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from build_once import build_once
+from tiny_models import ENCODERS, train_tiny
 
 # ---------------------------------------------------------------------------------------------
 # data (fairseq_mgcm/data): a tiny prepared corpus with real espeak-ng audio
@@ -21,10 +23,29 @@ def prepared_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from fairseq_mgcm.data.mustc.prepare import prepare
     from fairseq_mgcm.data.synthetic.corpus import make_corpus
 
-    root = tmp_path_factory.mktemp("prepared_tiny")
-    corpus = make_corpus(root / "corpus", n_train=60, n_dev=10, n_test=10, seed=0,
-                         utts_per_talk=10)
-    return prepare(corpus, root / "data", vocab_size_tgt=256, vocab_size_src=256)
+    def build(root: Path) -> None:
+        corpus = make_corpus(root / "corpus", n_train=60, n_dev=10, n_test=10, seed=0,
+                             utts_per_talk=10)
+        prepare(corpus, root / "data", vocab_size_tgt=256, vocab_size_src=256)
+
+    return build_once(tmp_path_factory, "prepared_tiny", build) / "data"
 
 
 # ------------------------------------------- end of data -------------------------------------
+
+# ---------------------------------------------------------------------------------------------
+# trained models (the agent's end-to-end tests and the docs' commands)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(prepared_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``{"chunk-causal": checkpoint, "bidirectional": checkpoint}``: the tiny model, wait-k 3,
+    r = 4, 120 updates on ``prepared_tiny`` (tests/tiny_models.py)."""
+    save_dirs = {name: Path(name.replace("-", "_")) for name in ENCODERS}
+    root = build_once(tmp_path_factory, "trained_tiny", lambda root: train_tiny(
+        prepared_tiny, {name: root / folder for name, folder in save_dirs.items()}))
+    return {name: root / folder / "checkpoint_last.pt" for name, folder in save_dirs.items()}
+
+
+# ------------------------------------------- end of trained models ---------------------------
