@@ -10,12 +10,14 @@ bad flag with the file and line it came from.
 Usage::
 
     python -m fairseq_mgcm.recipe.train_flags [--budget F] [--recipe-flags F] [--extra F] COMBO...
-    python -m fairseq_mgcm.recipe.train_flags --print [--budget F] [--extra F] COMBO
+    python -m fairseq_mgcm.recipe.train_flags --print [--cpu] [--budget F] [--recipe-flags F]
+        [--extra F] COMBO
 
 where each ``COMBO`` is a comma-separated list of ``.args`` files, in the order run.sh joins
 them. Exits 0 when all parse, 2 with ``FILE:LINE: message`` otherwise. ``--print`` writes the
-combination's tokens NUL-separated (run.sh reads them with ``mapfile -d ''``), so the recipe
-and this check split the files the same way.
+combination's tokens as shell words (run.sh reads them with ``eval "flags=($words)"`` after a
+plain assignment, so a failure here stops the recipe), so the recipe and this check split the
+files the same way; with ``--cpu`` it drops half-precision flags, saying so on stderr.
 """
 from __future__ import annotations
 
@@ -27,9 +29,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BadFlag", "Flag", "check_combination", "read_flags"]
+__all__ = ["HALF_PRECISION", "BadFlag", "Flag", "check_combination", "given_flags", "read_flags",
+           "without_half_precision"]
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
+# On CPU a GPU config's half precision runs in fp32: fp16 matrix products are ~50x slower than
+# fp32 on the CPUs this was measured on, and fairseq's FP16Optimizer needs a CUDA device.
+HALF_PRECISION = ("--fp16", "--bf16", "--amp", "--memory-efficient-fp16", "--memory-efficient-bf16")
 
 
 @dataclass(frozen=True)
@@ -94,25 +100,41 @@ def _locate(reason: str, flags: list[Flag], token: str | None = None) -> str:
     return f"training flags ({files}): {reason}"
 
 
+def given_flags(budget: str, recipe_flags: str, extra: str) -> list[Flag]:
+    """The flags run.sh adds after the files, each named by where it came from."""
+    groups = [(budget, "--train-budget"), (recipe_flags, "scripts/run.sh's own flags"),
+              (extra, "--extra-train-args")]
+    return [Flag(token, source) for text, source in groups for token in _split(text, source)]
+
+
+def without_half_precision(flags: list[Flag]) -> tuple[list[Flag], list[str]]:
+    """``flags`` without half-precision switches (for CPU runs), and the ones dropped."""
+    kept = [flag for flag in flags if flag.token not in HALF_PRECISION]
+    return kept, [flag.token for flag in flags if flag.token in HALF_PRECISION]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", default="", help="the recipe's --train-budget flags")
     parser.add_argument("--recipe-flags", default="", help="the flags run.sh itself adds")
     parser.add_argument("--extra", default="", help="--extra-train-args, appended last")
     parser.add_argument("--print", action="store_true",
-                        help="print the tokens of each combination (NUL-separated), do not check")
+                        help="print the tokens of each combination (shell words), do not check")
+    parser.add_argument("--cpu", action="store_true", help="--print: drop half precision")
     parser.add_argument("combos", nargs="+",
                         help="comma-separated .args files, one combination ('' for none)")
     args = parser.parse_args(argv)
     try:
-        groups = [(args.budget, "--train-budget"),
-                  (args.recipe_flags, "scripts/run.sh's own flags"),
-                  (args.extra, "--extra-train-args")]
-        given = [Flag(token, source) for text, source in groups for token in _split(text, source)]
+        given = given_flags(args.budget, args.recipe_flags, args.extra)
         for combo in args.combos:
             flags = [flag for name in combo.split(",") if name for flag in read_flags(Path(name))]
             if args.print:
-                sys.stdout.write("".join(f"{flag.token}\0" for flag in flags + given))
+                kept, dropped = without_half_precision(flags + given) if args.cpu else (
+                    flags + given, [])
+                for token in dropped:
+                    print(f"CPU run: dropping {token} (half precision runs in fp32 on CPU)",
+                          file=sys.stderr)
+                print(shlex.join(flag.token for flag in kept))
             else:
                 check_combination(flags + given)
     except BadFlag as error:

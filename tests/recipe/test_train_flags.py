@@ -5,6 +5,7 @@ its own flags; the check it runs before stage 0 is the function tested here, so 
 would fail hours into a recipe fails here and at the recipe's start.
 """
 import itertools
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -65,5 +66,17 @@ def test_print_splits_like_the_check(tmp_path):
                           "--print", "--budget", "--max-epoch 2", str(args)],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split("\0")[:-1] == ["--lr", "1e-3", "--eval-bleu-args", '{"beam": 1}',
-                                           "--max-epoch", "2"]
+    assert shlex.split(run.stdout) == ["--lr", "1e-3", "--eval-bleu-args", '{"beam": 1}',
+                                       "--max-epoch", "2"]
+
+
+def test_print_on_cpu_drops_half_precision_and_says_so(tmp_path):
+    args = tmp_path / "a.args"
+    args.write_text("--fp16 --lr 1e-3\n--amp\n")
+    run = subprocess.run([sys.executable, "-m", "fairseq_mgcm.recipe.train_flags", "--print",
+                          "--cpu", "--recipe-flags", "--save-dir 'a b'", str(args)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert shlex.split(run.stdout) == ["--lr", "1e-3", "--save-dir", "a b"]
+    assert "CPU run: dropping --fp16 (half precision runs in fp32 on CPU)" in run.stderr
+    assert "CPU run: dropping --amp" in run.stderr

@@ -1,53 +1,30 @@
-"""Done-markers for resumable stages (like icefall's ``.done`` files, but content-aware).
+"""Where MuST-C preparation keeps its done markers: ``<out_dir>/.done/<stage>.json``.
 
-A stage writes its outputs atomically, then ``<out_dir>/.done/<stage>.json`` holding a
-signature of its inputs and parameters. A re-run skips the stage only when the marker's
-signature equals the new one and every output still exists; changed inputs redo the stage.
+The markers themselves (what they record, when a step counts as done, atomic writes) are the
+project's one helper, :mod:`fairseq_mgcm.markers`; this module only names the files, so the
+prepared data folder carries its own resumable state.
 """
-import hashlib
-import json
 from pathlib import Path
 
-from fairseq_mgcm.atomic_files import write_text
+from fairseq_mgcm import markers
+from fairseq_mgcm.markers import file_signature, texts_signature
 
-
-def file_signature(paths: list[Path], hash_contents: list[Path] = ()) -> dict:
-    """Sizes and mtimes of ``paths``; a sha256 of the files in ``hash_contents`` (those whose
-    edits must count even when size and mtime stay the same: texts, yaml).
-
-    The MuST-C train texts and yaml (~80 MB) hash in well under a second.
-    """
-    sig = {str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
-    for p in hash_contents:
-        sig[f"sha256:{p}"] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return sig
-
-
-def texts_signature(texts: list[str]) -> str:
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8") + b"\n")
-    return digest.hexdigest()
+__all__ = ["clear", "file_signature", "is_done", "mark_done", "texts_signature"]
 
 
 def _marker(out_dir: Path, stage: str) -> Path:
     return out_dir / ".done" / f"{stage}.json"
 
 
-def is_done(out_dir: Path, stage: str, signature: dict, outputs: list[Path]) -> bool:
-    marker = _marker(out_dir, stage)
-    if not marker.is_file() or not all(p.exists() for p in outputs):
-        return False
-    try:
-        return json.loads(marker.read_text(encoding="utf-8")) == signature
-    except ValueError:
-        return False
+def is_done(out_dir: Path, stage: str, signature: dict[str, object], outputs: list[Path]) -> bool:
+    """The stage's marker records ``signature`` and every output exists."""
+    return markers.is_done(_marker(out_dir, stage), signature, outputs)
 
 
-def mark_done(out_dir: Path, stage: str, signature: dict) -> None:
-    write_text(_marker(out_dir, stage), json.dumps(signature, sort_keys=True, indent=1))
+def mark_done(out_dir: Path, stage: str, signature: dict[str, object]) -> None:
+    markers.mark_done(_marker(out_dir, stage), signature)
 
 
 def clear(out_dir: Path, stage: str) -> None:
     """Forget a stage before redoing it, so a crash midway cannot leave a stale marker."""
-    _marker(out_dir, stage).unlink(missing_ok=True)
+    markers.clear(_marker(out_dir, stage))

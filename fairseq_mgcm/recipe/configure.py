@@ -1,0 +1,125 @@
+"""run.sh's first step: read its arguments, check them all, and hand the settings back.
+
+Usage (scripts/run.sh does this, then ``eval "$settings"``)::
+
+    settings=$(python -m fairseq_mgcm.recipe.configure ARGS...) || exit $?
+
+Prints shell assignments: every option (``name=value``), the lists (``methods_arr``,
+``k_arr``, ``overlays_arr``, ``seed_list``) and the run matrix (``run_dir[method,seed]``,
+``run_name[method,seed]``). Before printing, every training-flag combination the recipe will
+form is parsed by fairseq-train's own parser (``train_flags``), so a wrong flag stops the run
+before it writes anything. A bad option or flag prints one line and exits 2; ``--help`` prints
+code that shows the help and exits 0. Runs started by the ``--jobs`` scheduler skip the flag
+check (``MGCM_RECIPE_FLAGS_CHECKED=1``): their parent checked the same flags.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from fairseq_mgcm.recipe.checks import Settings, check
+from fairseq_mgcm.recipe.matrix import run_matrix
+from fairseq_mgcm.recipe.options import BadOption, help_text, parse
+
+__all__ = ["corpus_command", "main", "shell_assignments"]
+
+RUN_SH = Path(__file__).resolve().parents[2] / "scripts" / "run.sh"
+FLAGS_CHECKED = "MGCM_RECIPE_FLAGS_CHECKED"
+
+
+def log_error(message: str) -> None:
+    """One line on stderr in run.sh's log format."""
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} (run.sh) ERROR: {message}", file=sys.stderr)
+
+
+def _array(name: str, words: list[str]) -> str:
+    return f"{name}=({' '.join(shlex.quote(w) for w in words)})"
+
+
+def corpus_command(values: dict[str, str]) -> list[str]:
+    """Stage 0's command: scripts/make_corpus.py for ``--corpus builtin`` or ``text`` (for text,
+    enough sentences for train plus the dev and test sets held out of it)."""
+    n_train, n_dev, n_test = values["corpus_sizes"].split()
+    command = ["python", "scripts/make_corpus.py", "--out", f"{values['exp_dir']}/corpus",
+               "--tgt-lang", values["tgt_lang"], "--n-train", n_train, "--n-dev", n_dev,
+               "--n-test", n_test, "--seed", values["corpus_seed"]]
+    if values["corpus"] == "text":
+        held_out = (0 if values["dev_text"] else int(n_dev)) + (
+            0 if values["test_text"] else int(n_test))
+        command += ["--src-text", values["src_text"], "--tgt-text", values["tgt_text"],
+                    "--max-sentences", str(int(n_train) + held_out)]
+        for name in ("dev_text", "test_text"):
+            if values[name]:
+                command += [f"--{name.replace('_', '-')}", *values[name].split()]
+    return command
+
+
+def shell_assignments(settings: Settings) -> str:
+    """The settings as bash code for run.sh to ``eval``."""
+    lines = [f"{name}={shlex.quote(value)}" for name, value in settings.values.items()]
+    lines += [_array("methods_arr", settings.methods), _array("k_arr", settings.k_list),
+              _array("overlays_arr", settings.overlays), _array("seed_list", settings.seeds),
+              _array("corpus_cmd", corpus_command(settings.values))]
+    runs = run_matrix(Path(settings.values["exp_dir"]), settings.methods,
+                      settings.seeds if settings.values["seeds"] else None,
+                      settings.values["seed"])
+    dirs = " ".join(f"[{shlex.quote(f'{r.method},{r.seed}')}]={shlex.quote(str(r.folder))}"
+                    for r in runs)
+    names = " ".join(f"[{shlex.quote(f'{r.method},{r.seed}')}]={shlex.quote(r.label)}"
+                     for r in runs)
+    lines.append(f"declare -A run_dir=({dirs}) run_name=({names})")
+    return "\n".join(lines) + "\n"
+
+
+def check_training_flags(settings: Settings) -> None:
+    """Parse every combination of training flags the recipe will form (raises BadFlag)."""
+    from fairseq_mgcm.recipe.train_flags import check_combination, given_flags, read_flags
+
+    v = settings.values
+    overlays = [Path(f) for f in settings.overlays]
+    combos = [[Path(v["model_args"]), Path(v["hardware_args"]),
+               Path(f"configs/methods/{m}.args"), *overlays] for m in settings.methods]
+    if v["asr_pretrain"] == "true":
+        combos.append([Path(v["model_args"]), Path(v["hardware_args"]), Path(v["asr_args"])])
+    # What the recipe itself adds (placeholders for paths), so a clash with it shows up too.
+    own = ("--config-yaml config.yaml --train-subset train --valid-subset dev --save-dir SAVE "
+           f"--seed {v['seed']} --conflict-telemetry-jsonl TELEMETRY"
+           + (" --cpu" if v["ngpus"] == "0" else ""))
+    given = given_flags(v["train_budget"], own, v["extra_train_args"])
+    logging.disable(logging.INFO)  # fairseq's registry chatter; errors still show
+    for combo in combos:
+        check_combination([flag for path in combo for flag in read_flags(path)] + given)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fairseq_mgcm.recipe.train_flags import BadFlag
+
+    try:
+        values = parse(sys.argv[1:] if argv is None else argv)
+        if values is None:
+            header = RUN_SH.read_text(encoding="utf-8").split("\nset -euo", 1)[0]
+            text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#")
+                             for line in header.splitlines()[1:])
+            print(f"printf '%s\\n' {shlex.quote(help_text(text))}; exit 0")
+            return 0
+        settings = check(values)
+    except BadOption as error:
+        log_error(str(error))
+        return 2
+    if os.environ.get(FLAGS_CHECKED) != "1":
+        try:
+            check_training_flags(settings)
+        except BadFlag as error:
+            print(f"error: {error}", file=sys.stderr)
+            log_error("fix the training flags above (nothing was run)")
+            return 2
+    print(shell_assignments(settings), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
