@@ -40,13 +40,16 @@ MULTI30K = "scripts/run.sh --recipe configs/recipes/multi30k.sh"
 SMALL = ["--vocab-size-tgt", "120", "--vocab-size-src", "100", "--eval-max-instances", "2"]
 BUDGET = "--max-epoch 1 --max-tokens 4000"  # epoch checkpoints, for stage 4 to average
 
-# The demo, smaller: 400 of its 2,000 training utterances and 160 of its ~900 updates (8 epochs
-# of smaller batches, the warm-up scaled down with them); everything else as shipped.
-DEMO_ARGS = ["--corpus-sizes", "400 20 20",
-             "--extra-train-args", "--max-epoch 8 --max-tokens 4000 --warmup-updates 50"]
-# It reaches BLEU ~X at k = 7 on its 20 test utterances (X offline); the floor sits well below,
-# so a change that breaks learning (or decoding) fails while noise from another CPU does not.
-BLEU_FLOOR = 10.0
+# The demo, smaller: 800 of its 2,000 training utterances and 10 of its 12 epochs (300 of its
+# ~900 updates); everything else as shipped.
+DEMO_ARGS = ["--corpus-sizes", "800 20 20", "--extra-train-args", "--max-epoch 10"]
+# On this budget the demo reaches BLEU 2.8 and chrF 22 at k = 7 on its 20 test utterances (dev
+# ST NLL still falling: 8.7 after epoch 1, 2.5 after epoch 10); a model that has not yet learnt
+# from the audio (the same recipe stopped at 128 updates: BLEU 0.6, chrF 11 at every k) stays
+# below the floors, which sit at about half of what the budget reaches so that noise (another
+# CPU's float rounding) does not fail the test. The full demo reaches BLEU 47 (README).
+BLEU_FLOOR = 1.5
+CHRF_FLOOR = 15.0
 
 
 def _env() -> dict[str, str]:
@@ -190,6 +193,11 @@ def test_demo_runs_every_stage_and_reaches_a_bleu_floor_at_its_largest_k(demo):
     largest = rows[-1]
     assert int(largest["n_instances"]) == 20
     assert float(largest["BLEU"]) >= BLEU_FLOOR, rows
+    instances = read_instances(demo / "mgcm" / "simul" / "k7_seg160" / "instances.log")
+    order = sorted(instances.hypotheses)
+    chrf = sacrebleu.corpus_chrf([instances.hypotheses[i] for i in order],
+                                 [[instances.references[i] for i in order]]).score
+    assert chrf >= CHRF_FLOOR
     assert float(largest["AL"]) > float(rows[0]["AL"])  # a larger k waits longer
     offline = read_generate(demo / "mgcm" / "generate-tst-COMMON.txt")
     assert sacrebleu_bleu(offline.hypotheses, offline.references) >= BLEU_FLOOR

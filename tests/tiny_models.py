@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).parents[1]
 TRAIN_UPDATES = 120
 ENCODERS = {
     "chunk-causal": ["--encoder-chunk-size", "4"],

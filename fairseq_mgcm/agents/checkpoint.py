@@ -74,6 +74,47 @@ class LoadedModel:
     data_dir: Path
 
 
+# The model most recently loaded through ``load_model_cached``, under the key it was loaded with.
+_CACHE: dict[tuple[object, ...], LoadedModel] = {}
+
+
+def _checkpoint_key(checkpoint: Path) -> tuple[object, ...]:
+    """What identifies the checkpoint's content without reading it: its resolved path, inode,
+    size and modification/change times (a retrained, copied or replaced file changes at least
+    the change time, which no user-space copy can set back)."""
+    info = checkpoint.stat()
+    return (str(checkpoint.resolve()), info.st_dev, info.st_ino, info.st_size,
+            info.st_mtime_ns, info.st_ctime_ns)
+
+
+def load_model_cached(
+    checkpoint: Path,
+    data_dir: Path | None = None,
+    config_yaml: str | None = None,
+    device: str = "cpu",
+    fp16: bool = False,
+) -> LoadedModel:
+    """``load_model``, reusing the last model loaded with the same checkpoint content, data
+    directory, config, device and precision.
+
+    A sweep evaluates one checkpoint at many k and segment sizes in one process; each run
+    builds a fresh agent and fresh states (per-sentence caches live in ``WaitkStates``, never
+    on the model), so the weights, dictionary and CMVN can be shared. Only one model is kept:
+    a sweep needs one, and an evaluation process should not hold models it no longer uses.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} not found (--checkpoint)")
+    resolved_data = str(Path(data_dir).resolve()) if data_dir is not None else None
+    key = (_checkpoint_key(checkpoint), resolved_data, config_yaml, device, fp16)
+    if key not in _CACHE:
+        _CACHE.clear()  # drop the old model before loading the new one
+        _CACHE[key] = load_model(checkpoint, data_dir, config_yaml, device=device, fp16=fp16)
+    else:
+        logger.info("reusing the model loaded from %s", checkpoint)
+    return _CACHE[key]
+
+
 def _lookup(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
     value: Any = config
     for key in keys:

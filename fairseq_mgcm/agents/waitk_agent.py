@@ -28,7 +28,7 @@ from simuleval.agents import ReadAction, SpeechToTextAgent, WriteAction
 from simuleval.agents.actions import Action
 from simuleval.utils import entrypoint
 
-from fairseq_mgcm.agents.checkpoint import LoadedModel, load_model
+from fairseq_mgcm.agents.checkpoint import LoadedModel, load_model_cached
 from fairseq_mgcm.agents.read_step import read_step_ms
 from fairseq_mgcm.agents.states import WaitkStates
 
@@ -40,9 +40,13 @@ class WaitkAgent(SpeechToTextAgent):
     """Reads audio chunks, writes German words: the wait-k rule over a streaming encoder."""
 
     def __init__(self, args: Namespace, loaded: LoadedModel | None = None) -> None:
-        """Load ``args.checkpoint`` (or use an already ``loaded`` model, as tests do)."""
+        """Load ``args.checkpoint`` (or use an already ``loaded`` model, as tests do).
+
+        The model comes from ``load_model_cached``: a sweep that builds one agent per k and
+        segment size in one process loads the checkpoint once; every agent gets fresh states.
+        """
         if loaded is None:
-            loaded = load_model(
+            loaded = load_model_cached(
                 Path(args.checkpoint), args.data_dir, args.config_yaml, device=args.device,
                 fp16=args.fp16 or args.dtype == "fp16",
             )  # fmt: skip
@@ -107,7 +111,11 @@ class WaitkAgent(SpeechToTextAgent):
         parser.add_argument("--max-len-b", type=int, default=10, help="see --max-len-a")
 
     def to(self, device: str, *args: object, fp16: bool = False, **kwargs: object) -> None:
-        """Move the model (SimulEval calls this with ``--device``/``--fp16`` after building)."""
+        """Move the model (SimulEval calls this with ``--device``/``--fp16`` after building).
+
+        SimulEval passes the device and precision the model was just loaded with, so for a
+        model shared through ``load_model_cached`` this changes nothing.
+        """
         model = self.loaded.model
         model.to(device)
         if fp16:

@@ -1,8 +1,11 @@
-"""scripts/simuleval_sweep.py on a trained checkpoint: no stale result, nothing lost to a kill."""
+"""scripts/simuleval_sweep.py on a trained checkpoint: every run in one process equals the
+``simuleval`` command, no stale result, nothing lost to a kill."""
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -41,10 +44,48 @@ def rows(out: Path) -> list[dict[str, str]]:
 
 
 def predictions(run: Path) -> list[str]:
-    import json
-
     lines = (run / "instances.log").read_text(encoding="utf-8").splitlines()
     return [json.loads(line)["prediction"] for line in lines]
+
+
+def logged_commands(stderr: str) -> dict[int, list[str]]:
+    """The ``simuleval`` command the sweep logs for each k (``... as a command: simuleval ...``)."""
+    commands = {}
+    for line in stderr.splitlines():
+        if "as a command: simuleval " in line:
+            words = shlex.split(line.split("as a command: simuleval ", 1)[1])
+            commands[int(words[words.index("--waitk") + 1])] = words
+    return commands
+
+
+def test_runs_in_one_process_equal_the_simuleval_command(
+    trained_tiny: dict[str, Path], prepared_tiny: Path, tmp_path: Path
+) -> None:
+    """Two k values in one sweep process: the model is loaded once, and the second run (on the
+    reused model, with a fresh agent) writes what a ``simuleval`` process writes for its k."""
+    out = tmp_path / "simul"
+    result = sweep(trained_tiny["chunk-causal"], prepared_tiny, out, "--k", "1", "3")
+    assert result.stderr.count("| fairseq_mgcm.agents.checkpoint | loaded ") == 1
+    assert result.stderr.count("reusing the model loaded from") == 1
+    runs = {k: out / f"k{k}_seg{READ_STEP_MS}" for k in (1, 3)}
+    logs = {k: [json.loads(line) for line in (run / "instances.log").read_text().splitlines()]
+            for k, run in runs.items()}
+    assert all(len(log) == 10 for log in logs.values())  # tst-COMMON of prepared_tiny
+    first_delays = {k: [ins["delays"][0] for ins in log if ins["delays"]]
+                    for k, log in logs.items()}
+    assert sum(first_delays[3]) > sum(first_delays[1])  # the second run's agent has k = 3
+
+    command = logged_commands(result.stderr)[3]
+    command[command.index("--output") + 1] = str(tmp_path / "cli")
+    cli = subprocess.run(
+        [str(Path(sys.executable).parent / "simuleval"), *command], env=single_thread_env(),
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr[-4000:]
+    expected = [json.loads(line) for line in (tmp_path / "cli" / "instances.log").open()]
+    assert [(i["index"], i["prediction"], i["delays"]) for i in logs[3]] == [
+        (i["index"], i["prediction"], i["delays"]) for i in expected]
+    assert any(i["prediction"] for i in expected)
 
 
 def test_changed_checkpoint_or_max_instances_is_evaluated_again(
@@ -63,13 +104,13 @@ def test_changed_checkpoint_or_max_instances_is_evaluated_again(
     assert (run / "instances.log").stat().st_mtime_ns == first  # not re-run
 
     more = sweep(checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "3")
-    assert "changed since: max_instances" in more.stderr
+    assert "changed: max_instances" in more.stderr
     assert rows(out)[0]["n_instances"] == "3"
 
     # Retrained / replaced: another model at the same path.
     shutil.copy(trained_tiny["bidirectional"], checkpoint)
     replaced = sweep(checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "3")
-    assert "changed since: checkpoint" in replaced.stderr
+    assert "changed: checkpoint" in replaced.stderr
     fresh = tmp_path / "fresh"
     sweep(trained_tiny["bidirectional"], prepared_tiny, fresh, "--k", "2", "--max-instances", "3")
     assert predictions(run) == predictions(fresh / f"k2_seg{READ_STEP_MS}")
