@@ -16,12 +16,21 @@ __version__ = "0.1.0"
 
 
 def register() -> None:
-    """Register everything with fairseq and patch its checkpoint handling (idempotent)."""
+    """Register everything with fairseq and patch its checkpoint handling (idempotent).
+
+    Also quiets fairseq's console (``fairseq_mgcm/console.py``; ``MGCM_VERBOSE=1`` shows all):
+    its import-time notices when this call is the first to import it, its warnings and, on a
+    terminal, its config and model dumps."""
+    from fairseq_mgcm.console import quiet_console
+
+    quiet_console()
     from fairseq_mgcm.checkpoints import install_fairseq_patches
 
     install_fairseq_patches()
     # Registration happens by importing each registry's package explicitly.
     from fairseq_mgcm import criterions, models, optim, tasks  # noqa: F401
+
+    quiet_console()  # the console handlers fairseq's import or fairseq_cli configured
 
 
 if "fairseq" in sys.modules:

@@ -5,3 +5,6 @@ with SimulEval on import, and ``simuleval --agent fairseq_mgcm/agents/waitk_agen
 that file under another module name; importing it from here too would register two classes and
 make SimulEval ask for ``--agent-class``.
 """
+from fairseq_mgcm.console import quiet_console
+
+quiet_console()  # before SimulEval (pydub's ffmpeg warning) and fairseq (its notices) load

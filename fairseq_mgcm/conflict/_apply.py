@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
+from fairseq_mgcm.conflict._rule import ProjectionRule, Scalar
 from fairseq_mgcm.conflict._sums import PairSums
 from fairseq_mgcm.conflict._tensor_ops import add_scaled, host_scalars, same_storage, scale
-
-if TYPE_CHECKING:
-    from fairseq_mgcm.conflict._projection import GroupProjection, Scalar
 
 REST = "rest"
 """For :class:`Piece.g`: the auxiliary gradient is whatever ``.grad`` holds besides ``p``."""
@@ -30,7 +27,7 @@ class Piece:
     g: Tensor | str | None
 
 
-def apply_rule(rule: GroupProjection, sums: PairSums, pieces: list[Piece]) -> None:
+def apply_rule(rule: ProjectionRule, sums: PairSums, pieces: list[Piece]) -> None:
     """``.grad <- .grad + (alpha - 1) g + beta p`` on every piece, with ``(alpha, beta)`` from
     the group's scalars; nothing when the primary is absent from the group."""
     if sums.primary_sq is None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from fairseq_mgcm.conflict._projection import GroupProjection, Scalar, where
+from fairseq_mgcm.conflict._projection import GroupProjection, where
+from fairseq_mgcm.conflict._rule import Scalar
 
 
 class Discard(GroupProjection):

@@ -12,18 +12,20 @@ from torch import Tensor
 from fairseq_mgcm.conflict._method import ConflictMethod
 from fairseq_mgcm.conflict._none import plain_backward
 from fairseq_mgcm.conflict._partition import Group
+from fairseq_mgcm.conflict._rule import Scalar
 from fairseq_mgcm.conflict._stash import stash_backward
 from fairseq_mgcm.conflict._stats import ConflictStats
 from fairseq_mgcm.conflict._streaming import streaming_backward
 from fairseq_mgcm.conflict._sums import to_records
 from fairseq_mgcm.conflict._tensor_ops import HeldBytes
 
-Scalar = Tensor | float
 AUX_MODES = ("separate", "combined")
 
 
 class GroupProjection(ConflictMethod):
-    """On every group ``m`` of the partition, with primary gradient ``p_m`` and auxiliary
+    """A :class:`~fairseq_mgcm.conflict._rule.ProjectionRule` run as a conflict method.
+
+    On every group ``m`` of the partition, with primary gradient ``p_m`` and auxiliary
     gradient ``g_m``, replace ``g_m`` by ``alpha g_m + beta p_m``, where ``(alpha, beta)``
     depend only on ``<g_m, p_m>`` and ``||p_m||^2`` (:meth:`coefficients`). The primary
     gradient itself is never changed; the update is ``p + sum_t g_t'``.

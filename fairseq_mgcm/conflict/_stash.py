@@ -14,23 +14,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from fairseq_mgcm.conflict._apply import Piece, apply_rule
 from fairseq_mgcm.conflict._graph import reachable_leaves
 from fairseq_mgcm.conflict._partition import Group
+from fairseq_mgcm.conflict._rule import ProjectionRule
 from fairseq_mgcm.conflict._sums import Hooks, PairSums
 from fairseq_mgcm.conflict._tensor_ops import HeldBytes, same_storage
-
-if TYPE_CHECKING:
-    from fairseq_mgcm.conflict._projection import GroupProjection
 
 
 class _StashedGroup:
     def __init__(
-        self, group: Group, rule: GroupProjection, primary: list[nn.Parameter],
+        self, group: Group, rule: ProjectionRule, primary: list[nn.Parameter],
         tasks: dict[str, list[nn.Parameter]], held: HeldBytes,
     ) -> None:
         self.tasks = tasks
@@ -93,7 +90,7 @@ def _on_aux_accumulated(state: _StashedGroup, task: str, param: nn.Parameter) ->
 
 
 def stash_backward(
-    groups: tuple[Group, ...], rule: GroupProjection, primary_loss: Tensor,
+    groups: tuple[Group, ...], rule: ProjectionRule, primary_loss: Tensor,
     aux_losses: Mapping[str, Tensor], held: HeldBytes,
 ) -> list[PairSums]:
     """``1 + len(aux_losses)`` passes; ``.grad`` may hold earlier micro-batches."""

@@ -11,23 +11,19 @@ one module; at ``granularity="model"`` the whole primary gradient.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from torch import Tensor, nn
 
 from fairseq_mgcm.conflict._apply import REST, Piece, apply_rule
 from fairseq_mgcm.conflict._graph import reachable_leaves
 from fairseq_mgcm.conflict._partition import Group
+from fairseq_mgcm.conflict._rule import ProjectionRule
 from fairseq_mgcm.conflict._sums import Hooks, PairSums
 from fairseq_mgcm.conflict._tensor_ops import HeldBytes
-
-if TYPE_CHECKING:
-    from fairseq_mgcm.conflict._projection import GroupProjection
 
 
 class _StreamedGroup:
     def __init__(
-        self, group: Group, task: str, rule: GroupProjection, primary: list[nn.Parameter],
+        self, group: Group, task: str, rule: ProjectionRule, primary: list[nn.Parameter],
         aux_only: list[nn.Parameter], held: HeldBytes,
     ) -> None:
         self.sums = PairSums(group, task)
@@ -66,8 +62,9 @@ class _StreamedGroup:
             if piece.p is not None:
                 self._held.release(piece.p)
 
+
 def streaming_backward(
-    groups: tuple[Group, ...], rule: GroupProjection, primary_loss: Tensor, task: str,
+    groups: tuple[Group, ...], rule: ProjectionRule, primary_loss: Tensor, task: str,
     aux_loss: Tensor, held: HeldBytes,
 ) -> list[PairSums]:
     """Two passes; requires every ``.grad`` to be ``None`` on entry."""
