@@ -86,7 +86,7 @@ fairseq_train() {
   log "command: $(printf '%q ' "${launcher[@]}" "$data_dir" --user-dir fairseq_mgcm "${dist[@]}" "$@")"
   python -m fairseq_mgcm.recipe.peak_memory "$save_dir/../train_peak$suffix.json" -- \
     "${launcher[@]}" "$data_dir" --user-dir fairseq_mgcm "${dist[@]}" "$@" 2>&1 \
-    | tee -a "$save_dir/train$suffix.log"
+    | python -m fairseq_mgcm.recipe.console_filter "$save_dir/train$suffix.log"
   return "${PIPESTATUS[0]}"
 }
 

@@ -23,5 +23,7 @@ scripts/lint.sh               # ruff and mypy on fairseq_mgcm/
 # (tests/build_once.py). MGCM_TEST_WORKERS=0 runs in this process (pdb, -s).
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 workers=${MGCM_TEST_WORKERS:-2}
-xdist=(); [ "$workers" = 0 ] || xdist=(-n "$workers" --dist loadgroup)
+# Whole files to a worker (a file's tests share its module fixtures), long files first
+# (tests/conftest.py), in that order.
+xdist=(); [ "$workers" = 0 ] || xdist=(-n "$workers" --dist loadfile --no-loadscope-reorder)
 exec python -m pytest "${xdist[@]}" --durations 25 "$@"   # testpaths = tests (pyproject.toml)

@@ -7,6 +7,22 @@ from build_once import build_once
 from tiny_models import ENCODERS, train_tiny
 
 # ---------------------------------------------------------------------------------------------
+# scheduling: long files first
+# ---------------------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files with end-to-end (``slow``) tests first, in collection order, then the rest.
+
+    scripts/test.sh runs two xdist workers that take whole files in this order
+    (``--dist loadfile``): the long files start at once, side by side, and the many short ones
+    fill in around them instead of leaving one worker on a long file at the end.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: file order kept
+
+
+# ---------------------------------------------------------------------------------------------
 # data (fairseq_mgcm/data): a tiny prepared corpus with real espeak-ng audio
 # ---------------------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from docs_commands import command_line, commands
-from test_recipes import _env, run_recipe
+from recipe_runs import _env, run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"

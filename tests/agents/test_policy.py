@@ -7,10 +7,10 @@ from argparse import Namespace
 import pytest
 import torch
 import torchaudio.functional as AF
+from agent_testing import make_loaded, simulate, speechlike
 from fairseq.sequence_generator import SequenceGenerator
 from torch import nn
 
-from agent_testing import make_loaded, simulate, speechlike
 from fairseq_mgcm.agents.online_fbank import OnlineFbank
 from fairseq_mgcm.agents.waitk_agent import WaitkAgent
 
@@ -193,7 +193,9 @@ def test_token_i_is_committed_only_once_k_plus_i_read_steps_exist(chunk_size: in
     """Issue 9's policy test: at each commit, ``encoder.n_frames`` (and the states the decoder
     was given) is at least ``(k + i) * r``, on the real tiny model; the first token comes at
     the first call that has ``k * r`` states."""
-    agent = make_agent(chunk_size, waitk=k, a=1.0, b=100)  # no length guard in the way
+    # The length guard (0.1 x fbank frames + 10 tokens) stays above the wait-k schedule while the
+    # source streams (at most frames / (4 x r) tokens), and stops the random model soon after.
+    agent = make_agent(chunk_size, waitk=k, a=0.1, b=10)
     seen = FramesSeen(agent.loaded.model.decoder)
     agent.states.decoder.decoder = seen
     states, commits, calls = agent.states, [], []

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from agent_testing import make_model, speechlike
 
 from fairseq_mgcm.agents.online_fbank import OnlineFbank
 from fairseq_mgcm.agents.streaming_encoder import StreamingEncoder
-from agent_testing import make_model, speechlike
 
 
 def _whole(encoder, feats: torch.Tensor) -> torch.Tensor:

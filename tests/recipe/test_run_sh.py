@@ -20,7 +20,7 @@ RUN_SH = ROOT / "scripts" / "run.sh"
 README = ROOT / "README.md"
 RECIPE_DOC = ROOT / "docs" / "recipe.md"
 COMPARISON_DOC = ROOT / "docs" / "comparison.md"
-# The README's recipe commands, run by tests/test_recipes.py's slow tests.
+# The README's recipe commands, run by tests/test_recipe_*.py.
 README_RECIPE = "scripts/run.sh --recipe configs/recipes/mustc_s.sh --mustc-root /data/MUSTC_v1.0"
 README_COMPARISON = "scripts/run.sh --recipe configs/recipes/compare_grammar.sh"
 
@@ -132,7 +132,7 @@ def test_every_readme_command_is_run_by_a_test():
 
 
 def test_every_comparison_doc_command_is_a_recipe_the_tests_run():
-    """docs/comparison.md's commands: the README's comparison (run by tests/test_recipes.py's
+    """docs/comparison.md's commands: the README's comparison (run by tests/test_recipe_comparisons.py:
     test_seed_comparison_reports_...) and the Multi30k recipe (test_multi30k_recipe_runs_...)."""
     found = commands(COMPARISON_DOC)
     assert sorted(found) == sorted([README_COMPARISON,
@@ -140,7 +140,7 @@ def test_every_comparison_doc_command_is_a_recipe_the_tests_run():
 
 
 def test_every_recipe_doc_command_is_a_tested_form_and_the_multi_node_one_is_accepted(tmp_path):
-    """docs/recipe.md's commands are the README's (run by tests/test_recipes.py), the CPU
+    """docs/recipe.md's commands are the README's (run by tests/test_recipe_mustc_s.py), the CPU
     multi-process one (test_eight_gpu_overlay_... runs the same flags), and a multi-node one,
     which needs GPUs: its options and every training flag it implies are checked here
     (``--stage 8`` runs no stage)."""

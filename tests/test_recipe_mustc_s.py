@@ -1,0 +1,67 @@
+"""The paper's recipe, configs/recipes/mustc_s.sh (MuST-C layout, the paper-size model), on CPU,
+and its 8-GPU overlay as two CPU processes."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from recipe_runs import (
+    README_RECIPE,
+    ROOT,
+    SMALL,
+    _env,
+    assert_table_equals_recomputed,
+    readme_command,
+    run_recipe,
+)
+
+pytestmark = pytest.mark.slow
+
+# ---------------------------------------------------------------------------------------------
+# the paper's recipe (MuST-C layout, the paper-size model), on CPU
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mustc_corpus(tmp_path_factory) -> Path:
+    """A small corpus in MuST-C v1.0 layout (en-de/data/<split>/{wav,txt}), made once."""
+    out = tmp_path_factory.mktemp("mustc")
+    run = subprocess.run([sys.executable, "scripts/make_corpus.py", "--out", str(out),
+                          "--n-train", "32", "--n-dev", "8", "--n-test", "8", "--seed", "3"],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return out
+
+
+def test_paper_recipe_runs_on_cpu_as_shipped(tmp_path, mustc_corpus):
+    exp = tmp_path / "exp"
+    run = run_recipe(*readme_command(README_RECIPE), "--mustc-root", str(mustc_corpus),
+                     "--ngpus", "0", "--exp-dir", str(exp), *SMALL,
+                     "--extra-train-args", "--max-update 2 --max-tokens 6000", timeout=2400)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "dropping --fp16" in run.stderr
+    for method in ("none", "mgcm", "pcgrad", "discard"):
+        rows = (exp / method / "simul" / "results.tsv").read_text().splitlines()
+        assert [line.split("\t")[0] for line in rows[1:]] == ["1", "3", "5", "7", "9", "1000"]
+        assert_table_equals_recomputed(exp, method, method, "tst-COMMON")
+    log = (exp / "mgcm" / "checkpoints" / "train.log").read_text()
+    assert "waitk_s2t_transformer_s" in log and "num_updates 2" in log
+    assert re.search(r"\bmt_loss[ =]\d", log) and re.search(r"\basr_loss[ =]\d", log)
+
+
+def test_eight_gpu_overlay_trains_as_two_cpu_processes(tmp_path, mustc_corpus):
+    exp = tmp_path / "exp"
+    command = readme_command(README_RECIPE + " --ngpus 8")
+    assert "configs/hardware/8gpu.args" in command
+    run = run_recipe(*command, "--mustc-root", str(mustc_corpus), "--ngpus", "0", "--nprocs", "2",
+                     "--methods", "mgcm", "--stop-stage", "3", "--exp-dir", str(exp), *SMALL,
+                     "--extra-train-args", "--max-update 2 --max-tokens 3000", timeout=1200)
+    assert run.returncode == 0, run.stderr[-4000:]
+    log = (exp / "mgcm" / "checkpoints" / "train.log").read_text()
+    assert "distributed init (rank 0)" in log and "'ddp_backend': 'legacy_ddp'" in log
+    rank1 = (exp / "mgcm" / "checkpoints" / "train.rank1.log").read_text()
+    assert "distributed init (rank 1)" in rank1
+    assert (exp / "mgcm" / "checkpoints" / "checkpoint_last.pt").is_file()
