@@ -80,11 +80,14 @@ def snapshot(folder: Path) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def table_rows(results_md: Path) -> list[list[str]]:
-    """The cells of every table row of ``results.md`` (header and rule rows left out)."""
+def table_rows(results_md: Path, section: str = "## Runs") -> list[list[str]]:
+    """The cells of every table row under ``section`` of ``results.md`` (up to the next ``## ``
+    heading; header and rule rows left out)."""
+    text = results_md.read_text(encoding="utf-8")
+    body = text.split(section + "\n", 1)[1].split("\n## ", 1)[0]
     rows = []
-    for line in results_md.read_text(encoding="utf-8").splitlines():
-        if line.startswith("|") and not line.startswith("|---"):
+    for line in body.splitlines():
+        if line.startswith("|") and not line.startswith("|---") and not line.startswith("| run "):
             rows.append([cell.strip() for cell in line.strip("|").split("|")])
     return rows
 

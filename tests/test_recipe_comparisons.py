@@ -3,7 +3,6 @@ configs/recipes/multi30k.sh (spoken Multi30k, two runs at a time)."""
 from __future__ import annotations
 
 import gzip
-import math
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from recipe_runs import (
     assert_conflicts_seen_and_not_everywhere,
     assert_losses_fall,
     assert_table_equals_recomputed,
+    conflict_rates,
     read_generate,
     readme_command,
     recipe_run,
@@ -34,53 +34,55 @@ pytestmark = pytest.mark.slow
 # ---------------------------------------------------------------------------------------------
 
 
+# The README's comparison on one seed of a small corpus: the statistics over seeds are tested
+# on synthetic run folders (tests/recipe/test_comparison.py), the seed-by-seed matrix by
+# tests/recipe/test_options.py; this run is about what the recipe itself writes. 33 updates of
+# small batches per run, so that PCGrad's one whole-model check per update sees conflicts too.
+COMPARISON_ARGS = ["--corpus-sizes", "32 8 8", *SMALL, "--seeds", "1",
+                   "--extra-train-args", "--max-epoch 3 --max-tokens 1000"]
+
+
 @pytest.fixture(scope="session")
 def comparison(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The README's comparison (none, PCGrad, MGCM with the MT overlay) on two seeds, not
-    three, of a small corpus."""
-    args = [*readme_command(README_COMPARISON), "--corpus-sizes", "32 8 8", *SMALL,
-            "--seeds", "1 2", "--extra-train-args", "--max-epoch 2 --max-tokens 2000"]
+    """``exp`` of the README's comparison (none, PCGrad, MGCM with the MT overlay)."""
+    args = [*readme_command(README_COMPARISON), *COMPARISON_ARGS]
     return build_once(tmp_path_factory, "comparison_run",
                       lambda folder: recipe_run(folder, *args)) / "exp"
 
 
-def test_seed_comparison_reports_statistics_equal_to_sacrebleu_and_real_conflicts(comparison):
+def test_comparison_table_equals_sacrebleu_and_the_projections_saw_real_conflicts(comparison):
     exp = comparison
     log = (exp.parent / "run.log").read_text()
-    assert log.count("Stage 7: results table") == 2  # the table grew seed by seed
+    assert "Stage 7: results table" in log
     table = (exp / "results.md").read_text()
     for method in ("none", "pcgrad", "mgcm"):
-        assert f"| {method} | 2 (1 2) |" in table
-        for seed in (1, 2):
-            run = exp / method / f"seed{seed}"
-            train_log = run / "checkpoints" / "train.log"
-            assert f"'seed': {seed}," in train_log.read_text()
-            assert_losses_fall(train_log, ("st", "ctc", "asr", "mt"))
-            if method != "none":
-                assert_conflicts_seen_and_not_everywhere(run / "conflict.jsonl",
-                                                         {"ctc", "asr", "mt"})
+        run = exp / method / "seed1"
+        train_log = run / "checkpoints" / "train.log"
+        assert "'seed': 1," in train_log.read_text()
+        assert_losses_fall(train_log, ("st", "ctc", "asr", "mt"))
+        assert_table_equals_recomputed(exp, f"{method}/seed1", f"{method} seed 1", "tst-COMMON")
+        offline = read_generate(run / "generate-tst-COMMON.txt")
+        bleu = sacrebleu_bleu(offline.hypotheses, offline.references)
+        assert f"| {method} | 1 (1) | {bleu:.2f} |" in table
+        if method != "none":
+            # ST-MT conflicts are rare (2% of MGCM's module checks over 7 epochs of spoken
+            # Multi30k, docs/comparison.md): logged, but not expected in 33 updates.
+            assert_conflicts_seen_and_not_everywhere(run / "conflict.jsonl", {"ctc", "asr"})
+            assert 0 <= conflict_rates(run / "conflict.jsonl")["mt"] < 1
     for pair in ("mgcm vs. none", "pcgrad vs. none", "mgcm vs. pcgrad"):
-        assert f"| offline | {pair} | 1 2 | 16 |" in table  # 8 test sentences x 2 seeds
-        assert f"| k=7 | {pair} | 1 2 | 4 |" in table  # --eval-max-instances 2
-    # The mean offline BLEU of each method is the mean of sacrebleu over its seeds' files.
-    for method in ("none", "pcgrad", "mgcm"):
-        scores = []
-        for seed in (1, 2):
-            offline = read_generate(exp / method / f"seed{seed}" / "generate-tst-COMMON.txt")
-            scores.append(sacrebleu_bleu(offline.hypotheses, offline.references))
-        mean = sum(scores) / 2
-        sd = math.sqrt(sum((s - mean) ** 2 for s in scores))  # sample sd of two: |a - b| / sqrt 2
-        assert f"| {method} | 2 (1 2) | {mean:.2f} ± {sd:.2f} |" in table
-    assert "| 1 | " in table.split("### Dev curve")[1]  # epoch 1's dev loss, from train.log
+        assert f"| offline | {pair} | 1 | 8 |" in table  # 8 test sentences
+        assert f"| k=7 | {pair} | 1 | 2 |" in table  # --eval-max-instances 2
+    assert "| 3 | " in table.split("### Dev curve")[1]  # epoch 3's dev loss, from train.log
     assert (exp / "bleu_al.png").read_bytes()[:4] == b"\x89PNG"
 
-    before = snapshot(exp)
-    again = run_recipe(*readme_command(README_COMPARISON), "--corpus-sizes", "32 8 8", *SMALL,
-                       "--seeds", "1 2", "--extra-train-args", "--max-epoch 2 --max-tokens 2000",
-                       "--exp-dir", str(exp), timeout=600)
+
+def test_comparison_rerun_rewrites_nothing(comparison):
+    before = snapshot(comparison)
+    again = run_recipe(*readme_command(README_COMPARISON), *COMPARISON_ARGS,
+                       "--exp-dir", str(comparison), timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "mgcm (seed 2) already trained with these flags" in again.stderr
-    assert snapshot(exp) == before
+    assert "mgcm (seed 1) already trained with these flags" in again.stderr
+    assert snapshot(comparison) == before
 
 
 def test_multi30k_recipe_runs_every_stage_two_runs_at_a_time(tmp_path):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from docs_commands import commands
 from recipe_runs import (
     DEMO_SH,
     README,
+    ROOT,
     _env,
     assert_conflicts_seen_and_not_everywhere,
     assert_losses_fall,
@@ -113,22 +113,24 @@ def test_demo_rerun_rewrites_nothing_and_the_readme_simuleval_commands_run_on_it
     assert instances.hypotheses == read_instances(k5).hypotheses  # the sweep's k = 5, as typed
 
 
-def test_a_changed_budget_retrains_and_asr_pretraining_feeds_the_encoder(demo, tmp_path):
-    """On a copy of the demo: ``--asr-pretrain true`` and a longer budget re-enter stages 2-3
-    (fairseq-train resumes the ST model; the ASR model trains from scratch), and only those."""
-    exp = tmp_path / "demo"
-    shutil.copytree(demo, exp, symlinks=True)  # copy2: modification times kept, markers valid
-    updates = int(re.findall(r"num_updates (\d+)",
-                             (exp / "mgcm" / "checkpoints" / "train.log").read_text())[-1])
-    longer = f"--max-update {updates + 2} --max-tokens 4000 --warmup-updates 50"
-    run = run_recipe(*DEMO_ARGS[:2], "--extra-train-args", longer, "--asr-pretrain", "true",
-                     "--stop-stage", "3", "--exp-dir", str(exp), script=DEMO_SH)
+def test_asr_pretraining_added_later_trains_it_and_resumes_only_the_st_model(demo, tmp_path):
+    """Last in this file (xdist runs a file's tests in order on one worker): it changes the
+    shared run. ``--asr-pretrain true`` on the finished demo trains the ASR model (stage 2) and
+    re-enters stage 3, whose flags now load that encoder: fairseq-train resumes from
+    checkpoint_last.pt. Stages 0-1 are up to date. Budget: the ASR model's first 3 updates (its
+    shipped overlay plus --max-update 3); the ST model is at its last epoch already."""
+    asr_args = tmp_path / "asr_pretrain.args"
+    asr_args.write_text((ROOT / "configs/overlays/asr_pretrain.args").read_text()
+                        + "--max-update 3\n")
+    run = run_recipe(*DEMO_ARGS, "--asr-pretrain", "true", "--asr-args", str(asr_args),
+                     "--stop-stage", "3", "--exp-dir", str(demo), script=DEMO_SH)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "Stage 0: corpus" in run.stderr and "Stage 1: prepared data" in run.stderr
+    assert "Stage 0: corpus" in run.stderr and "is up to date" in run.stderr
+    assert "Stage 1: prepared data" in run.stderr
     assert "Stage 2: train ASR pre-training" in run.stderr
     assert "mgcm: flags changed since it was trained" in run.stderr
-    log = (exp / "mgcm" / "checkpoints" / "train.log").read_text()
-    assert f"num_updates {updates + 2}" in log
-    assert str(exp / "asr_pretrain" / "checkpoints" / "checkpoint_best.pt") in log
-
-
+    asr_log = (demo / "asr_pretrain" / "checkpoints" / "train.log").read_text()
+    assert re.findall(r"num_updates (\d+)", asr_log)[-1] == "3"
+    log = (demo / "mgcm" / "checkpoints" / "train.log").read_text()
+    assert re.search(r"Loaded checkpoint \S+mgcm/checkpoints/checkpoint_last\.pt", log)
+    assert str(demo / "asr_pretrain" / "checkpoints" / "checkpoint_best.pt") in log

@@ -2,7 +2,8 @@
 
 On 2 cores two one-thread trainings do about 1.5x the updates of one two-thread training (the
 tiny model leaves a second thread idle much of the time; docs/recipe.md), so with ``--jobs N``
-run.sh hands its runs (a method at a seed: stages 3-6) to this scheduler. Each run is run.sh
+run.sh hands its runs (a method at a seed: stages 3-6) to this scheduler, which first runs the
+stages they share (0-2: corpus, data, ASR pre-training) once. Each run is run.sh
 again for that run alone, on nproc/N threads, its output in ``$exp_dir/logs/<id>.log``, in
 the recipe's order. When one finishes the next starts first, and only then is the table
 (stage 7, slow with the significance tests) rewritten, so the cores never wait on it. A run
@@ -167,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
                 report_failures.append(code)
 
     try:
+        if stage <= 2:  # the corpus, data and ASR model every run shares: first, on every core
+            shared = [*run_sh, "--stage", str(stage), "--stop-stage", str(min(stop, 2))]
+            code = _run_group(shared, dict(os.environ, **{FLAGS_CHECKED: "1"}))
+            if code != 0:
+                log(f"ERROR: stages {stage}..{min(stop, 2)} failed (exit {code})")
+                return code
         ok = stage > 6 or stop < 3 or schedule(jobs, settings.int("jobs"), report)
         if not ok:
             log("ERROR: a run failed; the others finished (re-run to resume)")

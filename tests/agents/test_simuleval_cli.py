@@ -55,7 +55,7 @@ def encoder_states_at(n_samples: int, chunk_size: int) -> int:
 def test_instances_finish_with_wait_k_delays(
     trained_tiny: dict[str, Path], prepared_tiny: Path, tmp_path: Path
 ) -> None:
-    k, ratio, chunk = 2, 4, 4  # tests/agents/conftest.py trains r = 4, chunks of 4 states
+    k, ratio, chunk = 2, 4, 4  # tests/tiny_models.py trains r = 4, chunks of 4 states
     agent_file = REPO / "fairseq_mgcm" / "agents" / "waitk_agent.py"
     simuleval(
         trained_tiny["chunk-causal"], prepared_tiny, tmp_path, "--agent", str(agent_file),

@@ -18,7 +18,7 @@ from agent_testing import single_thread_env
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).parents[2]
-READ_STEP_MS = 4 * 40  # tests/agents/conftest.py trains r = 4
+READ_STEP_MS = 4 * 40  # tests/tiny_models.py trains r = 4
 
 
 def sweep_command(checkpoint: Path, data: Path, out: Path, *flags: str) -> list[str]:
