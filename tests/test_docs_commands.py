@@ -221,12 +221,15 @@ def test_data_doc_fairseq_import_and_training(tmp_path):
 
     # run.sh runs from the checkout root, where the doc's import wrote data/en-de: here that
     # folder is the one above, and exp/ (the recipe's output) is this test's own. Budget: CPU,
-    # one method, 2 updates, training only (stage 3); the paper model as shipped.
+    # one method, 2 single-batch updates without loader workers or optimizer state in the
+    # checkpoints, training only (stage 3); the paper model as shipped.
     command = replaced(command_line(DATA, RECIPE), {"$MUSTC_ROOT": str(mustc),
                                                     "data/en-de": str(data)})
+    budget = ("--max-update 2 --max-tokens 6000 --update-freq 1 --num-workers 0 "
+              "--no-save-optimizer-state")
     run = run_recipe(*shlex.split(command)[1:], "--exp-dir", str(work / "exp"), "--ngpus", "0",
-                     "--methods", "none", "--stop-stage", "3",
-                     "--extra-train-args", "--max-update 2 --max-tokens 6000", timeout=900)
+                     "--methods", "none", "--stop-stage", "3", "--extra-train-args", budget,
+                     timeout=900)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "Stage 1:" not in run.stderr  # the imported folder is used as it is
     log = (work / "exp" / "none" / "checkpoints" / "train.log").read_text()
