@@ -11,15 +11,27 @@ from tiny_models import ENCODERS, train_tiny
 # ---------------------------------------------------------------------------------------------
 
 
+# The longest files (minutes each on 2 cores), longest first.
+LONGEST = ("test_recipe_demo.py", "test_recipe_mustc_s.py", "test_recipe_comparisons.py",
+           "test_train_faults.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The files with end-to-end (``slow``) tests first, in collection order, then the rest.
+    """The longest files first, then the other files with end-to-end (``slow``) tests, then the
+    rest, each group in collection order.
 
     scripts/test.sh runs two xdist workers that take whole files in this order
     (``--dist loadfile``): the long files start at once, side by side, and the many short ones
     fill in around them instead of leaving one worker on a long file at the end.
     """
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: file order kept
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        if item.path.name in LONGEST:
+            return 0, LONGEST.index(item.path.name)
+        return (1 if item.path in slow_files else 2), 0
+
+    items.sort(key=rank)  # stable: file order kept within a group
 
 
 # ---------------------------------------------------------------------------------------------
