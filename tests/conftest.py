@@ -1,9 +1,10 @@
 """Shared pytest fixtures. Each section belongs to one part of the code base; keep them apart."""
+import os
 import shutil
 from pathlib import Path
 
 import pytest
-from build_once import build_once
+from build_once import build_once, shared_root
 from tiny_models import ENCODERS, train_tiny
 
 # ---------------------------------------------------------------------------------------------
@@ -11,9 +12,12 @@ from tiny_models import ENCODERS, train_tiny
 # ---------------------------------------------------------------------------------------------
 
 
-# The longest files (minutes each on 2 cores), longest first.
+# The longest files (minutes each on 2 cores), longest first; then the file that trains the
+# agent tests' models (trained_tiny) and files that do not need them, so that the other files
+# using those models find them built instead of waiting for them.
 LONGEST = ("test_recipe_demo.py", "test_recipe_mustc_s.py", "test_recipe_comparisons.py",
-           "test_train_faults.py")
+           "test_train_faults.py", "test_simuleval_cli.py", "test_train_conflict_cli.py",
+           "test_train_cli.py", "test_prepare_faults.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,6 +36,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return (1 if item.path in slow_files else 2), 0
 
     items.sort(key=rank)  # stable: file order kept within a group
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The recipe's cache of checked training flags (``MGCM_CACHE``) is this test run's own,
+    shared by its workers: no test reads what an earlier run or the user left there."""
+    os.environ["MGCM_CACHE"] = str(shared_root(tmp_path_factory) / "mgcm-cache")
 
 
 # ---------------------------------------------------------------------------------------------

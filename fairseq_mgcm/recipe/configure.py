@@ -11,9 +11,16 @@ form is parsed by fairseq-train's own parser (``train_flags``), so a wrong flag 
 before it writes anything. A bad option or flag prints one line and exits 2; ``--help`` prints
 code that shows the help and exits 0. Runs started by the ``--jobs`` scheduler skip the flag
 check (``MGCM_RECIPE_FLAGS_CHECKED=1``): their parent checked the same flags.
+
+The check builds fairseq's parser (about 5 s, fairseq's import), so a combination that passed
+is remembered in ``$MGCM_CACHE`` (default ``~/.cache/fairseq-mgcm``) under a hash of what decides
+the answer: the flag files' bytes, the other flags, the plugin's source and fairseq's version.
+A re-run with the same flags skips it; any change to them checks again. Failures are never
+remembered.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shlex
@@ -75,8 +82,30 @@ def shell_assignments(settings: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
+PLUGIN = Path(__file__).resolve().parents[1]
+
+
+def _checked_marker(combos: list[list[Path]], given: list[str]) -> Path:
+    """Where a passed check of these combinations is remembered (see the module docstring)."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(version("fairseq-fixed").encode())
+    for combo in combos:
+        for path in combo:
+            digest.update(b"\0file\0" + path.read_bytes())
+        digest.update(b"\0combo\0")
+    digest.update("\0".join(given).encode())
+    for source in sorted(PLUGIN.rglob("*.py")):
+        digest.update(b"\0" + str(source.relative_to(PLUGIN)).encode() + b"\0")
+        digest.update(source.read_bytes())
+    cache = Path(os.environ.get("MGCM_CACHE") or Path.home() / ".cache" / "fairseq-mgcm")
+    return cache / "checked-flags" / digest.hexdigest()
+
+
 def check_training_flags(settings: Settings) -> None:
-    """Parse every combination of training flags the recipe will form (raises BadFlag)."""
+    """Parse every combination of training flags the recipe will form (raises BadFlag),
+    unless the same combinations passed before."""
+    from fairseq_mgcm.atomic_files import write_text
     from fairseq_mgcm.recipe.train_flags import check_combination, given_flags, read_flags
 
     v = settings.values
@@ -90,9 +119,16 @@ def check_training_flags(settings: Settings) -> None:
            f"--seed {v['seed']} --conflict-telemetry-jsonl TELEMETRY"
            + (" --cpu" if v["ngpus"] == "0" else ""))
     given = given_flags(v["train_budget"], own, v["extra_train_args"])
+    marker = _checked_marker(combos, [flag.token for flag in given])
+    if marker.is_file():
+        return
     logging.disable(logging.INFO)  # fairseq's registry chatter; errors still show
     for combo in combos:
         check_combination([flag for path in combo for flag in read_flags(path)] + given)
+    try:
+        write_text(marker, "passed\n")
+    except OSError:  # a read-only cache only costs the next run the check
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -160,3 +160,35 @@ def test_the_corpus_command_holds_out_dev_and_test_only_when_not_given():
     text = dict(values, corpus="text", src_text="a.en", tgt_text="a.de", dev_text="d.en d.de")
     assert corpus_command(text)[-7:] == ["--tgt-text", "a.de", "--max-sentences", "46",
                                          "--dev-text", "d.en", "d.de"]
+
+
+def test_a_passed_flag_check_is_remembered_until_a_flag_file_changes(tmp_path, monkeypatch):
+    """configure's fairseq parse (about 5 s) runs once per set of flags: the same flags skip
+    it, an edited flag file or other extra flags run it again, and a failure is not kept."""
+    from fairseq_mgcm.recipe import configure, train_flags
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("MGCM_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "model.args"
+    model.write_text((ROOT / "configs/model/tiny.args").read_text())
+    parsed: list[int] = []
+    real = train_flags.check_combination
+    monkeypatch.setattr(train_flags, "check_combination",
+                        lambda flags: parsed.append(len(flags)) or real(flags))
+
+    def settings(*extra: str):
+        return check(parse(["--recipe", "configs/recipes/demo.sh", "--model-args", str(model),
+                            *extra]))
+
+    configure.check_training_flags(settings())
+    assert len(parsed) == 1  # demo.sh: one method
+    configure.check_training_flags(settings())
+    assert len(parsed) == 1  # remembered
+    configure.check_training_flags(settings("--extra-train-args", "--max-epoch 1"))
+    assert len(parsed) == 2
+    model.write_text(model.read_text() + "--report-accuracy\n")
+    with pytest.raises(train_flags.BadFlag):
+        configure.check_training_flags(settings())
+    with pytest.raises(train_flags.BadFlag):  # not remembered: checked again, refused again
+        configure.check_training_flags(settings())
+    assert len(parsed) == 4
