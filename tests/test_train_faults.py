@@ -16,8 +16,9 @@ After the re-run (fairseq resumes from ``checkpoint_last.pt``):
 * nothing written before the fault is lost: every file is still there, and the checkpoints up to
   the resume point and the telemetry lines up to it are byte-for-byte unchanged.
 
-The kill points are random (a seeded draw of the update and a delay, ``MGCM_FAULT_SEED`` to
-draw others); two more tests kill the process inside a checkpoint write, where a random kill on
+The kill points are random (a seeded draw of the update, ``MGCM_FAULT_SEED`` to draw others);
+the run holds still there until the signal arrives, so no kill depends on the machine's speed.
+Two more tests kill the process inside a checkpoint write, where a random kill on
 this tiny model rarely lands: in ``torch.save`` of ``checkpoint_1_8.pt.tmp`` and in the copy of
 that checkpoint onto ``checkpoint_last.pt`` (which used to truncate ``checkpoint_last.pt``; see
 ``fairseq_mgcm/checkpoints/atomic_copies.py``).
@@ -49,13 +50,32 @@ SAVE_EVERY = 4  # --save-interval-updates; an epoch of the tiny corpus is 9 upda
 SIGNALS = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT]
 TIMEOUT = 300
 _rng = random.Random(os.environ.get("MGCM_FAULT_SEED", "0"))
-# signal: (after the log line of this update, then this many seconds). At least 5 updates are
-# left after the kill point: on a loaded machine the test may see a log line a second late,
-# and a kill point 2 updates before the end then found the run already finished.
+# signal: the update after which the run is stopped. The run pauses there (``_PAUSE_AT``) and
+# the signal is sent only then, so a loaded machine cannot let the run finish first.
 KILL_POINTS = {
-    sig: (update, _rng.uniform(0.0, 0.25))
-    for sig, update in zip(SIGNALS, _rng.sample(range(SAVE_EVERY + 1, MAX_UPDATE - 4), 3))
+    sig: update
+    for sig, update in zip(SIGNALS, _rng.sample(range(SAVE_EVERY + 1, MAX_UPDATE - 1), 3))
 }
+# fairseq-train, holding still in the update after ``AT`` updates: it writes READY and sleeps
+# until a signal ends it (a pause at a known point, not a race against a timer).
+_PAUSE_AT = """
+import sys, time
+AT, READY = int(sys.argv.pop(1)), sys.argv.pop(1)
+from fairseq import trainer
+real_step = trainer.Trainer.train_step
+
+def train_step(self, samples, raise_oom=False):
+    if self.get_num_updates() == AT:
+        open(READY, "w").close()
+        while True:
+            time.sleep(1)
+    return real_step(self, samples, raise_oom)
+
+trainer.Trainer.train_step = train_step
+from fairseq_cli.train import cli_main
+sys.argv[0] = "fairseq-train"
+cli_main()
+"""
 
 
 def _command(data: Path, save_dir: Path) -> list[str]:
@@ -134,26 +154,21 @@ def uninterrupted(prepared_tiny: Path, tmp_path_factory: pytest.TempPathFactory)
     return save_dir
 
 
-def _kill_during(command: list[str], trigger: re.Pattern, delay: float, sig: int) -> str:
-    """Start ``command``; ``delay`` seconds after a log line matches ``trigger``, send ``sig``.
-    Returns the log; fails if the process ended before the signal reached it."""
-    process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+def _kill_during(command: list[str], update: int, ready: Path, sig: int) -> str:
+    """Start ``command`` paused after ``update`` updates (``_PAUSE_AT``); once it holds there,
+    send ``sig``. Returns the log; fails if the process did not die of the signal."""
+    paused = [sys.executable, "-c", _PAUSE_AT, str(update), str(ready), *command[3:]]
+    process = subprocess.Popen(paused, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
-    seen = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if trigger.search(line):
-                seen.set()
-
-    reader = threading.Thread(target=read, daemon=True)
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
     reader.start()
     try:
-        assert seen.wait(TIMEOUT), "".join(lines)[-3000:]
-        time.sleep(delay)
+        deadline = time.monotonic() + TIMEOUT
+        while not ready.exists():
+            assert process.poll() is None, "".join(lines)[-3000:]
+            assert time.monotonic() < deadline, "".join(lines)[-3000:]
+            time.sleep(0.1)
         process.send_signal(sig)
         process.wait(TIMEOUT)
     finally:
@@ -164,8 +179,8 @@ def _kill_during(command: list[str], trigger: re.Pattern, delay: float, sig: int
     log = "".join(lines)
     # Python dies of an uncaught KeyboardInterrupt by SIGINT itself: -sig for all three.
     assert process.returncode == -sig, (
-        f"exit {process.returncode}: the run ended before {signal.Signals(sig).name} "
-        f"reached it\n{log[-3000:]}")
+        f"exit {process.returncode}: the run did not die of {signal.Signals(sig).name}\n"
+        f"{log[-3000:]}")
     return log
 
 
@@ -216,12 +231,12 @@ def _resume_and_compare(command: list[str], save_dir: Path, reference: Path) -> 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", SIGNALS, ids=[s.name for s in SIGNALS])
 def test_killed_training_resumes_to_the_same_state(sig, prepared_tiny, uninterrupted, tmp_path):
-    update, delay = KILL_POINTS[sig]  # after the first checkpoint, before the last update
+    update = KILL_POINTS[sig]  # after the first checkpoint, before the last update
     save_dir = tmp_path / "ck"
     command = _command(prepared_tiny, save_dir)
-    _kill_during(command, re.compile(rf'"num_updates": "{update}"'), delay, sig)
+    _kill_during(command, update, tmp_path / "paused", sig)
     resumed = _resume_and_compare(command, save_dir, uninterrupted)
-    print(f"{sig.name} {delay:.2f} s after update {update}; resumed from update {resumed}")
+    print(f"{sig.name} after update {update}; resumed from update {resumed}")
 
 
 # Kill the process from inside a checkpoint write, half-way through the file: in torch.save of

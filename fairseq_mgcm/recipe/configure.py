@@ -122,9 +122,13 @@ def check_training_flags(settings: Settings) -> None:
     marker = _checked_marker(combos, [flag.token for flag in given])
     if marker.is_file():
         return
+    disabled = logging.root.manager.disable
     logging.disable(logging.INFO)  # fairseq's registry chatter; errors still show
-    for combo in combos:
-        check_combination([flag for path in combo for flag in read_flags(path)] + given)
+    try:
+        for combo in combos:
+            check_combination([flag for path in combo for flag in read_flags(path)] + given)
+    finally:
+        logging.disable(disabled)  # a caller in this process (a test) keeps its logging
     try:
         write_text(marker, "passed\n")
     except OSError:  # a read-only cache only costs the next run the check

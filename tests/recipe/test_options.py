@@ -3,6 +3,7 @@
 The end-to-end wiring (run.sh exits 2 before writing, prints these messages) is checked once
 per kind in tests/recipe/test_run_sh.py; the combinations are here.
 """
+import logging
 import shlex
 import subprocess
 from pathlib import Path
@@ -180,8 +181,10 @@ def test_a_passed_flag_check_is_remembered_until_a_flag_file_changes(tmp_path, m
         return check(parse(["--recipe", "configs/recipes/demo.sh", "--model-args", str(model),
                             *extra]))
 
+    disabled = logging.root.manager.disable
     configure.check_training_flags(settings())
     assert len(parsed) == 1  # demo.sh: one method
+    assert logging.root.manager.disable == disabled  # fairseq's chatter muted only meanwhile
     configure.check_training_flags(settings())
     assert len(parsed) == 1  # remembered
     configure.check_training_flags(settings("--extra-train-args", "--max-epoch 1"))
