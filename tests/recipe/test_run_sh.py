@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 from docs_commands import commands
-
-ROOT = Path(__file__).resolve().parents[2]
-RUN_SH = ROOT / "scripts" / "run.sh"
-README = ROOT / "README.md"
-RECIPE_DOC = ROOT / "docs" / "recipe.md"
-COMPARISON_DOC = ROOT / "docs" / "comparison.md"
-# The README's recipe commands, run by tests/test_recipe_*.py.
-README_RECIPE = "scripts/run.sh --recipe configs/recipes/mustc_s.sh --mustc-root /data/MUSTC_v1.0"
-README_COMPARISON = "scripts/run.sh --recipe configs/recipes/compare_grammar.sh"
+from recipe_runs import (
+    COMPARISON_DOC,
+    README,
+    README_COMPARISON,
+    README_RECIPE,
+    RECIPE_DOC,
+    ROOT,
+    RUN_SH,
+)  # the README's recipe commands are tests/test_recipe_*.py's, defined once
 
 
 def run_recipe(*args: str, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
