@@ -132,8 +132,8 @@ def test_every_readme_command_is_run_by_a_test():
 
 
 def test_every_comparison_doc_command_is_a_recipe_the_tests_run():
-    """docs/comparison.md's commands: the README's comparison (run by tests/test_recipe_comparisons.py:
-    test_seed_comparison_reports_...) and the Multi30k recipe (test_multi30k_recipe_runs_...)."""
+    """docs/comparison.md's commands: the README's comparison and the Multi30k recipe, both run
+    by tests/test_recipe_comparisons.py."""
     found = commands(COMPARISON_DOC)
     assert sorted(found) == sorted([README_COMPARISON,
                                     "scripts/run.sh --recipe configs/recipes/multi30k.sh"])
