@@ -20,9 +20,12 @@ def register() -> None:
 
     Also quiets fairseq's console (``fairseq_mgcm/console.py``; ``MGCM_VERBOSE=1`` shows all):
     its import-time notices when this call is the first to import it, its warnings and, on a
-    terminal, its config and model dumps."""
+    terminal, its config and model dumps; and prints an uncaught ``errors.UserError`` (a bad
+    checkpoint, data config, flag) in one line without a traceback."""
     from fairseq_mgcm.console import quiet_console
+    from fairseq_mgcm.errors import install_excepthook
 
+    install_excepthook()  # fairseq-generate/-train: a UserError in one line, no traceback
     quiet_console()
     from fairseq_mgcm.checkpoints import install_fairseq_patches
 

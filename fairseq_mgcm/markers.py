@@ -76,11 +76,10 @@ def is_done(marker: Path, record: Record, outputs: Iterable[Path] = ()) -> bool:
 
 
 def mark_done(marker: Path, record: Record) -> None:
-    """Record ``record`` in ``marker`` atomically (after the outputs are in place)."""
-    if isinstance(record, str):
-        write_text(Path(marker), record)
-    else:
-        write_text(Path(marker), json.dumps(record, sort_keys=True, indent=1))
+    """Record ``record`` in ``marker`` atomically (after the outputs are in place); a marker
+    that already records it is left as it is, so a re-run that redid nothing rewrites nothing."""
+    text = record if isinstance(record, str) else json.dumps(record, sort_keys=True, indent=1)
+    write_text(Path(marker), text, if_changed=True)
 
 
 def clear(marker: Path) -> None:

@@ -9,6 +9,8 @@ Outputs: EXP/results.md (every run; means and spreads over seeds with chrF and c
          `none`; sacrebleu paired approximate randomization tests of each method against `none` and of MGCM
          against PCGrad) and EXP/bleu_al.png (mean curve per method, seed spread as error bars);
          the tables are printed too
+A file that is there but not whole (a torn row, "BLEU = 49.0x", a cut generate output) is an
+error naming file and line: exit 2, nothing written.
 Usage:   python scripts/report_results.py --exp-dir exp/demo --methods none mgcm
          python scripts/report_results.py --exp-dir exp/cmp --methods none pcgrad mgcm \\
              --seeds 1 2 3
@@ -20,6 +22,7 @@ from pathlib import Path
 from fairseq_mgcm.atomic_files import write_text
 from fairseq_mgcm.recipe.comparison import compare, comparison_markdown
 from fairseq_mgcm.recipe.plot import plot_bleu_al
+from fairseq_mgcm.recipe.result_files import ResultFileError
 from fairseq_mgcm.recipe.results import PAPER_REFERENCE, collect, markdown_table
 
 
@@ -36,8 +39,12 @@ def main() -> int:
     if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds {' '.join(map(str, args.seeds))}: a seed is repeated")
 
-    results = collect(args.exp_dir, args.methods, args.seeds)
-    comparison = compare(results, args.test_set)
+    try:
+        results = collect(args.exp_dir, args.methods, args.seeds)
+        comparison = compare(results, args.test_set)
+    except (OSError, ResultFileError) as error:
+        print(f"report_results.py: error: {error}", file=sys.stderr)
+        return 2
     for path in comparison.missing:
         print(f"missing, left out: {path}", file=sys.stderr)
     note = ("\nReference: Liu et al. (2024) report MGCM's offline BLEU gain over plain multi-task "

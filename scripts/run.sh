@@ -6,28 +6,27 @@
 #   scripts/run.sh --mustc-root /data/MUSTC_v1.0 [--stage N] [--stop-stage M] [options]
 #   scripts/run.sh --recipe configs/recipes/demo.sh           # the CPU demo's settings
 #
-# Stages (a re-run skips every stage whose outputs are up to date with its inputs and flags):
+# Stages (a re-run redoes a stage, and the stages after it, only when its flags or the content
+# of what it reads changed: see the done markers below):
 #   0  make a corpus in MuST-C layout (only when --corpus is builtin or text)
 #   1  prepare data: fbank, SentencePiece, CMVN, manifests, SimulEval inputs
 #   2  ASR pre-training of the encoder (only when --asr-pretrain true)
 #   3  train one model per method in --methods (CPU, one or more GPUs, several nodes); an
 #      interrupted or extended training resumes from its checkpoint_last.pt
-#   4  average the last --n-average checkpoints
-#   5  offline BLEU on --test-set with fairseq-generate
+#   4  average the last --n-average checkpoints   5  offline BLEU on --test-set (fairseq-generate)
 #   6  simultaneous evaluation with SimulEval over --k-list
-#   7  results table (markdown), BLEU-AL plot and per-method conflict heat maps (PNG); with
-#      --seeds, means and spreads over seeds and sacrebleu paired significance tests
+#   7  results table, BLEU-AL plot and conflict heat maps; with --seeds, means, spreads and
+#      sacrebleu paired significance tests
 #
 # With --seeds "1 2 3", stages 3-7 run once per seed, each run in $exp_dir/<method>/seed<N>/,
 # so the table grows as seeds finish; without it, one run per method in $exp_dir/<method>/.
 # With --jobs N (CPU), N runs (a method and seed: stages 3-6) go at once on nproc/N threads
 # each, logged in $exp_dir/logs/<id>.log; the table is rewritten as each one finishes.
 #
-# Training flags are joined in this order, later ones winning: --model-args, --hardware-args,
-# configs/methods/<method>.args (stage 2: --asr-args), --overlays, --train-budget, the recipe's
-# own flags, --extra-train-args; every combination is parsed by fairseq-train's parser first.
-# Options, defaults and checks: fairseq_mgcm/recipe/options.py and checks.py. A --recipe file
-# (name=value lines) is read where it stands; bad values exit 2 before anything is written.
+# Training flags, later ones winning: --model-args, --hardware-args, configs/methods/<method>.args
+# (stage 2: --asr-args), --overlays, --train-budget, the recipe's own, --extra-train-args; each
+# combination is parsed by fairseq-train's parser, and every option checked (recipe/options.py,
+# checks.py), before anything is written. A --recipe file (name=value lines) is read in place.
 set -euo pipefail
 
 log() {
@@ -39,6 +38,8 @@ die() { log "ERROR: $*"; exit 1; }
 # ---- options: checked in Python; back come the settings, lists (methods_arr, k_arr,
 # overlays_arr, seed_list) and the run matrix (run_dir[method,seed], run_name[method,seed]).
 cd "$(dirname "$0")/.."
+# SIGINT/SIGTERM stop everything the recipe started: it runs in its own process group (supervise.py)
+[ -n "${MGCM_RECIPE_SUPERVISED:-}" ] || exec python -m fairseq_mgcm.recipe.supervise bash scripts/run.sh "$@"
 settings=$(python -m fairseq_mgcm.recipe.configure "$@") || exit $?
 eval "$settings"
 # --jobs N: the scheduler runs this script per run (stages 3-6), then stage 7 (see jobs.py).
@@ -49,18 +50,13 @@ run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 on_first_node() { [ "$node_rank" -eq 0 ]; }
 skip_on_other_nodes() { log "Stage $1: skipped on node $node_rank (node 0 does it)"; }
 
-# Done markers (fairseq_mgcm/markers.py) record what produced the output (a command line or
-# flags); a stage is done when its marker records the same thing (and, with --inputs, no input
-# is newer than the marker), so changed settings redo it.
+# Done markers (fairseq_mgcm/markers.py) record what produced the output: the command line or
+# flags, and the key of the content of what the stage read (fairseq_mgcm/recipe/lineage.py:
+# input files, data splits, the markers of the stages it reads). A stage is done when its
+# marker records the same thing, so changed settings or inputs redo it and what follows it.
 is_done() { python -m fairseq_mgcm.markers is-done "$@"; }
 mark_done() { python -m fairseq_mgcm.markers mark-done "$1" "$2"; }
-# run_once STAGE MARKER WHAT DOING CMD...: on node 0, run CMD unless MARKER records it already.
-run_once() {
-  local stage_no=$1 marker=$2 what=$3 doing=$4; shift 4
-  if ! on_first_node; then skip_on_other_nodes "$stage_no"
-  elif is_done "$marker" "$*"; then log "Stage $stage_no: $what is up to date"
-  else log "Stage $stage_no: $doing"; "$@"; mark_done "$marker" "$*"; fi
-}
+inputs_key() { python -m fairseq_mgcm.recipe.lineage key "$@"; }
 wait_for() {  # wait_for FILE WHAT: other nodes wait until node 0 has finished a shared stage
   until [ -f "$1" ]; do log "node $node_rank: waiting for node 0 to $2 ($1)"; sleep 30; done
 }
@@ -84,7 +80,8 @@ fairseq_train() {
   local suffix=""; on_first_node || suffix=".node$node_rank"
   mkdir -p "$save_dir"
   log "command: $(printf '%q ' "${launcher[@]}" "$data_dir" --user-dir fairseq_mgcm "${dist[@]}" "$@")"
-  python -m fairseq_mgcm.recipe.peak_memory "$save_dir/../train_peak$suffix.json" -- \
+  python -m fairseq_mgcm.recipe.run_lock "$save_dir/../.train$suffix.lock" -- python -m \
+    fairseq_mgcm.recipe.peak_memory "$save_dir/../train_peak$suffix.json" -- \
     "${launcher[@]}" "$data_dir" --user-dir fairseq_mgcm "${dist[@]}" "$@" 2>&1 \
     | python -m fairseq_mgcm.recipe.console_filter "$save_dir/train$suffix.log"
   return "${PIPESTATUS[0]}"
@@ -95,9 +92,14 @@ corpus_dir=$exp_dir/corpus
 mkdir -p "$exp_dir"
 if [ "$corpus" != mustc ]; then
   mustc_root=$corpus_dir  # corpus_cmd: scripts/make_corpus.py's command, from configure.py
-  if run_stage 0; then
-    run_once 0 "$exp_dir/.stage0_corpus.done" "corpus $corpus_dir" \
-      "make a $corpus corpus in MuST-C layout -> $corpus_dir" "${corpus_cmd[@]}"
+  corpus_record="${corpus_cmd[*]} | inputs $(inputs_key --files "${corpus_inputs[@]}")"
+  if ! run_stage 0; then :
+  elif ! on_first_node; then skip_on_other_nodes 0
+  elif is_done "$exp_dir/.stage0_corpus.done" "$corpus_record"; then
+    log "Stage 0: corpus $corpus_dir is up to date"
+  else
+    log "Stage 0: make a $corpus corpus in MuST-C layout -> $corpus_dir"
+    "${corpus_cmd[@]}"; mark_done "$exp_dir/.stage0_corpus.done" "$corpus_record"
   fi
 fi
 
@@ -106,25 +108,25 @@ prepare_cmd=(python scripts/prepare_mustc.py --mustc-root "$mustc_root" --out-di
              --src-lang "$src_lang" --tgt-lang "$tgt_lang"
              --vocab-size-tgt "$vocab_size_tgt" --vocab-size-src "$vocab_size_src")
 [ -z "$specaugment" ] || prepare_cmd+=(--specaugment "$specaugment")
-# Beside the data folder, not in it: prepare_mustc.py keeps its own markers in $data_dir/.done/.
+# Always run: prepare_mustc.py keys each step on the content it reads ($data_dir/.done/) and
+# redoes only what changed. The marker beside the data folder tells other nodes it is ready.
 data_marker=$exp_dir/.stage1_prepare.done
-corpus_marker=$exp_dir/.stage0_corpus.done
-# A corpus re-made in stage 0 (other sizes or seed) makes the prepared data stale, although
-# the prepare command line is the same: prepare again (its own markers redo what changed).
-if [ "$corpus" != mustc ] && [ -f "$data_marker" ] && [ "$corpus_marker" -nt "$data_marker" ]; then
-  log "Stage 1: the corpus changed since it was prepared"; rm -f "$data_marker"
-fi
-if run_stage 1; then
-  run_once 1 "$data_marker" "prepared data $data_dir" \
-    "prepare $mustc_root -> $data_dir" "${prepare_cmd[@]}"
+if ! run_stage 1; then :
+elif ! on_first_node; then skip_on_other_nodes 1
+else
+  log "Stage 1: prepare $mustc_root -> $data_dir (each step only when what it reads changed)"
+  "${prepare_cmd[@]}"
+  mark_done "$data_marker" "${prepare_cmd[*]} | inputs $(inputs_key --data "$data_dir")"
 fi
 
 # ---- stage 2: ASR pre-training ---------------------------------------------------------------
-# train_model NAME OUT FILE...: train into OUT/checkpoints unless its marker records these flags.
-# The flags come from the same reader as the check before stage 0 (on CPU without half
+# train_model NAME OUT FILE...: train into OUT/checkpoints unless its marker records these flags
+# and inputs (the train and dev data, and $upstream: the trainings it starts from; when those
+# changed, lineage.py's claim sets the old checkpoints aside: a model of other data must not
+# resume). The flags come from the same reader as the check before stage 0 (on CPU without half
 # precision); a plain assignment, so a failure to read them stops the recipe here.
 train_model() {
-  local name=$1 out=$2 words; shift 2
+  local name=$1 out=$2 words key; shift 2
   local -a flags own=(--config-yaml config.yaml --train-subset train --valid-subset dev
                       --save-dir "$out/checkpoints" --seed "$seed" "${run_flags[@]}")
   words=$(python -m fairseq_mgcm.recipe.train_flags --print $([ "$ngpus" -gt 0 ] || echo --cpu) \
@@ -133,26 +135,25 @@ train_model() {
     || die "Stage $stage_now: cannot read the training flags of $name (exit $?)"
   eval "flags=($words)"
   local marker=$out/.train.done
-  if is_done "$marker" "${flags[*]}"; then
-    log "Stage $stage_now: $name already trained with these flags ($out)"
+  on_first_node || wait_for "$data_marker" "prepare the data"
+  key=$(python -m fairseq_mgcm.recipe.lineage claim "$out" --data "$data_dir" --splits train dev \
+        --upstream "${upstream[@]}") || die "Stage $stage_now: cannot read the inputs of $name"
+  if is_done "$marker" "${flags[*]} | inputs $key"; then
+    log "Stage $stage_now: $name already trained with these flags and inputs ($out)"
     return 0
   fi
   [ ! -f "$marker" ] || log "Stage $stage_now: $name: flags changed since it was trained; fairseq-train resumes from checkpoint_last.pt"
-  on_first_node || wait_for "$data_marker" "prepare the data"
   log "Stage $stage_now: train $name -> $out"
   fairseq_train "$out/checkpoints" "${flags[@]}"
-  if on_first_node; then mark_done "$marker" "${flags[*]}"; fi
+  if on_first_node; then mark_done "$marker" "${flags[*]} | inputs $key"; fi
 }
 
 asr_dir=$exp_dir/asr_pretrain
-pretrained_args=()
+pretrained_args=() upstream=()
 if [ "$asr_pretrain" = true ]; then
   pretrained_args=(--load-pretrained-encoder-from "$asr_dir/checkpoints/checkpoint_best.pt")
-  if run_stage 2; then
-    stage_now=2
-    run_flags=()
-    train_model "ASR pre-training" "$asr_dir" "$asr_args"
-  fi
+  if run_stage 2; then stage_now=2 run_flags=(); train_model "ASR pre-training" "$asr_dir" "$asr_args"; fi
+  upstream=("$asr_dir/.train.done")
 fi
 
 # ---- stage 3: training -----------------------------------------------------------------------
@@ -168,28 +169,31 @@ train_methods() {
 
 # ---- stage 4: checkpoint averaging -----------------------------------------------------------
 average_methods() {
-  local m dir
+  local m dir record
   for m in "${methods_arr[@]}"; do
     dir=${run_dir[$m,$seed]}
-    if is_done "$dir/.average.done" "$n_average" --inputs "$dir"/checkpoints/checkpoint*.pt; then
+    record="$n_average | inputs $(inputs_key --upstream "$dir/.train.done")"
+    if is_done "$dir/.average.done" "$record" --inputs "$dir"/checkpoints/checkpoint*.pt; then
       log "Stage 4: $dir/checkpoint_avg.pt is up to date"
       continue
     fi
     log "Stage 4: average the last $n_average checkpoints of ${run_name[$m,$seed]}"
     python scripts/average_checkpoints.py --save-dir "$dir/checkpoints" \
       --num "$n_average" --output "$dir/checkpoint_avg.pt"
-    mark_done "$dir/.average.done" "$n_average"
+    mark_done "$dir/.average.done" "$record"
   done
 }
 
 # ---- stage 5: offline BLEU -------------------------------------------------------------------
 offline_methods() {
-  local m dir out cpu=()
+  local m dir out record cpu=()
   [ "$ngpus" -gt 0 ] || cpu=(--cpu)
   for m in "${methods_arr[@]}"; do
     dir=${run_dir[$m,$seed]}
     out=$dir/generate-$test_set.txt
-    if is_done "$dir/.offline.done" "$test_set beam $beam" --inputs "$dir/checkpoint_avg.pt"; then
+    record="$test_set beam $beam | inputs $(inputs_key --data "$data_dir" --splits "$test_set" \
+      --upstream "$dir/.average.done")"
+    if is_done "$dir/.offline.done" "$record" --inputs "$dir/checkpoint_avg.pt"; then
       log "Stage 5: offline BLEU of ${run_name[$m,$seed]} is up to date"
       continue
     fi
@@ -202,7 +206,7 @@ offline_methods() {
     tail -n 1 "$out" > "$dir/offline_bleu.txt.tmp"
     mv "$dir/offline_bleu.txt.tmp" "$dir/offline_bleu.txt"
     cat "$dir/offline_bleu.txt"
-    mark_done "$dir/.offline.done" "$test_set beam $beam"
+    mark_done "$dir/.offline.done" "$record"
   done
 }
 

@@ -16,6 +16,7 @@ from tiny_models import ENCODERS, train_tiny
 # agent tests' models (trained_tiny) and files that do not need them, so that the other files
 # using those models find them built instead of waiting for them.
 LONGEST = ("test_recipe_demo.py", "test_recipe_mustc_s.py", "test_recipe_comparisons.py",
+           "test_recipe_lineage.py",
            "test_train_faults.py", "test_simuleval_cli.py", "test_train_conflict_cli.py",
            "test_train_cli.py", "test_prepare_faults.py")
 

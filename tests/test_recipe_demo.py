@@ -113,24 +113,27 @@ def test_demo_rerun_rewrites_nothing_and_the_readme_simuleval_commands_run_on_it
     assert instances.hypotheses == read_instances(k5).hypotheses  # the sweep's k = 5, as typed
 
 
-def test_asr_pretraining_added_later_trains_it_and_resumes_only_the_st_model(demo, tmp_path):
+def test_asr_pretraining_added_later_trains_it_and_the_st_model_afresh(demo, tmp_path):
     """Last in this file (xdist runs a file's tests in order on one worker): it changes the
-    shared run. ``--asr-pretrain true`` on the finished demo trains the ASR model (stage 2) and
-    re-enters stage 3, whose flags now load that encoder: fairseq-train resumes from
-    checkpoint_last.pt. Stages 0-1 are up to date. Budget: the ASR model's first 3 updates (its
-    shipped overlay plus --max-update 3); the ST model is at its last epoch already."""
+    shared run. ``--asr-pretrain true`` on the finished demo trains the ASR model (stage 2); the
+    ST model now starts from that encoder, so its training of the old start is set aside (kept,
+    not resumed: resuming would ignore the encoder) and it trains afresh. Stages 0-1 are up to
+    date. Budget: the ASR model's first 3 updates (its shipped overlay plus --max-update 3), one
+    epoch of the ST model, stages 0-3 only."""
     asr_args = tmp_path / "asr_pretrain.args"
     asr_args.write_text((ROOT / "configs/overlays/asr_pretrain.args").read_text()
                         + "--max-update 3\n")
     run = run_recipe(*DEMO_ARGS, "--asr-pretrain", "true", "--asr-args", str(asr_args),
+                     "--extra-train-args", "--max-epoch 1",
                      "--stop-stage", "3", "--exp-dir", str(demo), script=DEMO_SH)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Stage 0: corpus" in run.stderr and "is up to date" in run.stderr
-    assert "Stage 1: prepared data" in run.stderr
+    assert "[prepare] train: features and manifest up to date" in run.stderr
     assert "Stage 2: train ASR pre-training" in run.stderr
-    assert "mgcm: flags changed since it was trained" in run.stderr
+    assert "the data or the model it starts from changed since it was trained" in run.stderr
     asr_log = (demo / "asr_pretrain" / "checkpoints" / "train.log").read_text()
     assert re.findall(r"num_updates (\d+)", asr_log)[-1] == "3"
     log = (demo / "mgcm" / "checkpoints" / "train.log").read_text()
-    assert re.search(r"Loaded checkpoint \S+mgcm/checkpoints/checkpoint_last\.pt", log)
+    assert "No existing checkpoint found" in log
     assert str(demo / "asr_pretrain" / "checkpoints" / "checkpoint_best.pt") in log
+    [kept] = (demo / "mgcm" / "stale").glob("*/checkpoints/checkpoint10.pt")  # the demo's model

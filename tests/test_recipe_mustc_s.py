@@ -58,6 +58,7 @@ def test_paper_recipe_runs_on_cpu_as_shipped(tmp_path, mustc_corpus):
     assert "none mgcm pcgrad discard" in (ROOT / "configs/recipes/mustc_s.sh").read_text()
     run = run_recipe(*command, "--mustc-root", str(mustc_corpus), "--methods", " ".join(METHODS),
                      "--ngpus", "0", "--exp-dir", str(exp), *SMALL, "--beam", "1",
+                     "--n-average", "1",  # PAPER_BUDGET is one epoch checkpoint
                      "--extra-train-args", PAPER_BUDGET, timeout=2400)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "dropping --fp16" in run.stderr

@@ -88,6 +88,8 @@ def test_mgcm_trains_logs_conflicts_and_resumes(prepared_tiny, tmp_path, monkeyp
     assert 1.5 * updates < calls <= 2 * updates
     assert {m.pair for m in windows[-1].modules} == {"ctc", "asr"}
     assert all(m.n == windows[-1].calls for m in windows[-1].modules if m.kind == "attention")
+    # each line names its run: the save dir, relative to the file's folder (here the same)
+    assert {w.run for w in windows} == {"."}
 
     # Resume: a larger --max-epoch continues from checkpoint_last.pt, not from scratch.
     caplog.clear()

@@ -59,7 +59,8 @@ KILL_POINTS = {
 # fairseq-train, holding still in the update after ``AT`` updates: it writes READY and sleeps
 # until a signal ends it (a pause at a known point, not a race against a timer).
 _PAUSE_AT = """
-import sys, time
+import faulthandler, signal, sys, time
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the stacks, if it ever hangs
 AT, READY = int(sys.argv.pop(1)), sys.argv.pop(1)
 from fairseq import trainer
 real_step = trainer.Trainer.train_step
@@ -79,8 +80,12 @@ cli_main()
 
 
 def _command(data: Path, save_dir: Path) -> list[str]:
+    # --data-buffer-size 0: batches are read in the main thread. fairseq's default prefetching
+    # thread is a daemon that may be inside torch when the signal ends the run: the suspected
+    # cause of one SIGINT run that never exited beside two CPU hogs (not reproduced in 6 more;
+    # _kill_during prints every thread's stack if it happens again).
     extra = ["--cpu", "--max-update", str(MAX_UPDATE), "--save-interval-updates",
-             str(SAVE_EVERY), "--log-interval", "1"]
+             str(SAVE_EVERY), "--log-interval", "1", "--data-buffer-size", "0"]
     return [sys.executable, "-m", "fairseq_cli.train", *_argv(data, save_dir, 100, extra)]
 
 
@@ -170,7 +175,15 @@ def _kill_during(command: list[str], update: int, ready: Path, sig: int) -> str:
             assert time.monotonic() < deadline, "".join(lines)[-3000:]
             time.sleep(0.1)
         process.send_signal(sig)
-        process.wait(TIMEOUT)
+        try:
+            process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)  # print every thread's stack, then fail
+            time.sleep(5)
+            process.kill()
+            reader.join(TIMEOUT)
+            pytest.fail(f"still running {TIMEOUT} s after {signal.Signals(sig).name}:\n"
+                        + "".join(lines)[-6000:])
     finally:
         if process.poll() is None:
             process.kill()

@@ -2,12 +2,14 @@
 
 A checkpoint alone cannot translate audio: features must be normalised with the training CMVN
 statistics and the target dictionary maps ids to SentencePiece pieces. Both come from the data
-directory named in the checkpoint (``cfg.task.data``) or given explicitly. Every file the data
-config refers to is checked up front, so a missing one fails with its name and the config key
-that asked for it, not deep inside fairseq.
+directory named in the checkpoint (``cfg.task.data``) or given explicitly, and both are checked
+against what the checkpoint recorded at training (``checkpoints/cmvn.py``, ``data_files.py``).
+Every file the data config refers to is checked up front, so a missing one fails with its name
+and the config key that asked for it, not deep inside fairseq.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,9 @@ from torch import Tensor, nn
 
 import fairseq_mgcm
 from fairseq_mgcm.checkpoints.cmvn import check_cmvn, cmvn_record, transform_names
+from fairseq_mgcm.checkpoints.data_files import check_data_files, data_files_record
+from fairseq_mgcm.checkpoints.errors import CheckpointError
+from fairseq_mgcm.errors import BadValue, MissingFile, one_line
 
 logger = logging.getLogger(__name__)
 fairseq_mgcm.register()  # the task and model, before fairseq loads a checkpoint
@@ -50,9 +55,9 @@ class GlobalCmvn:
         stats = np.load(path)
         for key in ("mean", "std"):
             if key not in stats:
-                raise ValueError(f"{path}: CMVN statistics lack the array '{key}'")
+                raise BadValue(f"{path}: CMVN statistics lack the array '{key}'")
             if stats[key].shape != (num_mel_bins,):
-                raise ValueError(
+                raise BadValue(
                     f"{path}: '{key}' has shape {stats[key].shape}, expected ({num_mel_bins},)"
                 )
         return cls(stats["mean"], stats["std"])
@@ -72,10 +77,12 @@ class LoadedModel:
     num_mel_bins: int
     cfg: Any  # the checkpoint's omegaconf config (model, task)
     data_dir: Path
+    config_yaml: str = "config.yaml"  # the data config's file name in data_dir
 
 
-# The model most recently loaded through ``load_model_cached``, under the key it was loaded with.
-_CACHE: dict[tuple[object, ...], LoadedModel] = {}
+# The model most recently loaded through ``load_model_cached``, under the key it was loaded
+# with, and the content key of the data files it was loaded with (``_data_files_key``).
+_CACHE: dict[tuple[object, ...], tuple[LoadedModel, str | None]] = {}
 
 
 def _checkpoint_key(checkpoint: Path) -> tuple[object, ...]:
@@ -85,6 +92,24 @@ def _checkpoint_key(checkpoint: Path) -> tuple[object, ...]:
     info = checkpoint.stat()
     return (str(checkpoint.resolve()), info.st_dev, info.st_ino, info.st_size,
             info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _data_files_key(loaded: LoadedModel) -> str | None:
+    """SHA-256 of the data config and every file it names (dictionaries, SentencePiece models,
+    CMVN) as they are now; None if one cannot be read (the loader will name it)."""
+    digest = hashlib.sha256()
+    try:
+        config_path = loaded.data_dir / loaded.config_yaml
+        digest.update(config_path.read_bytes())
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        for keys, _ in _FILE_KEYS:
+            name = _lookup(config, keys) if isinstance(config, dict) else None
+            if isinstance(name, str):
+                path = Path(name) if Path(name).is_absolute() else loaded.data_dir / name
+                digest.update(name.encode() + b"\0" + path.read_bytes())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return digest.hexdigest()
 
 
 def load_model_cached(
@@ -101,18 +126,25 @@ def load_model_cached(
     builds a fresh agent and fresh states (per-sentence caches live in ``WaitkStates``, never
     on the model), so the weights, dictionary and CMVN can be shared. Only one model is kept:
     a sweep needs one, and an evaluation process should not hold models it no longer uses.
+    A data folder whose config, dictionaries, SentencePiece models or CMVN changed since is
+    loaded (and checked against the checkpoint) again.
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} not found (--checkpoint)")
+        raise CheckpointError(f"checkpoint {checkpoint} not found (--checkpoint)")
     resolved_data = str(Path(data_dir).resolve()) if data_dir is not None else None
     key = (_checkpoint_key(checkpoint), resolved_data, config_yaml, device, fp16)
-    if key not in _CACHE:
-        _CACHE.clear()  # drop the old model before loading the new one
-        _CACHE[key] = load_model(checkpoint, data_dir, config_yaml, device=device, fp16=fp16)
-    else:
-        logger.info("reusing the model loaded from %s", checkpoint)
-    return _CACHE[key]
+    if key in _CACHE:
+        loaded, data_key = _CACHE[key]
+        if data_key is not None and _data_files_key(loaded) == data_key:
+            logger.info("reusing the model loaded from %s", checkpoint)
+            return loaded
+        logger.info("%s changed since %s was loaded: loading it again", loaded.data_dir,
+                    checkpoint)  # fmt: skip
+    _CACHE.clear()  # drop the old model before loading the new one
+    loaded = load_model(checkpoint, data_dir, config_yaml, device=device, fp16=fp16)
+    _CACHE[key] = (loaded, _data_files_key(loaded))
+    return loaded
 
 
 def _lookup(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -128,25 +160,30 @@ def check_data_dir(data_dir: Path, config_yaml: str) -> dict[str, Any]:
     """Parse the data config and check every file it names; return the parsed config."""
     config_path = data_dir / config_yaml
     if not config_path.is_file():
-        raise FileNotFoundError(
+        raise MissingFile(
             f"data config {config_path} not found (set --data-dir/--config-yaml to the prepared "
             f"data the checkpoint was trained on)"
         )
-    with open(config_path, encoding="utf-8") as f:
-        config = yaml.safe_load(f) or {}
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            config = yaml.safe_load(f) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise BadValue(f"{config_path}: not a readable YAML data config "
+                       f"({one_line(error)[:200]}); check --config-yaml") from None
     if not isinstance(config, dict):
-        raise ValueError(f"{config_path}: expected a YAML mapping")
+        raise BadValue(f"{config_path}: expected a YAML mapping (a fairseq data config); "
+                       "check --config-yaml")
     for keys, what in _FILE_KEYS:
         name = _lookup(config, keys)
         if name is None:
             continue
         path = Path(name) if Path(name).is_absolute() else data_dir / name
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"{path} ({what}, '{'.'.join(keys)}' in {config_path}) does not exist"
             )
     if config.get("use_audio_input", False):
-        raise ValueError(f"{config_path}: use_audio_input models are not supported by the agent")
+        raise BadValue(f"{config_path}: use_audio_input models are not supported by the agent")
     return config
 
 
@@ -164,11 +201,11 @@ def load_model(
 ) -> LoadedModel:
     """Load ``checkpoint`` for inference on ``device`` (eval mode, optionally half precision)."""
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} not found (--checkpoint)")
+        raise CheckpointError(f"checkpoint {checkpoint} not found (--checkpoint)")
     state = checkpoint_utils.load_checkpoint_to_cpu(str(checkpoint))
     cfg = state.get("cfg")
     if cfg is None or cfg.get("task") is None:
-        raise ValueError(f"{checkpoint}: no fairseq config inside; not a fairseq checkpoint?")
+        raise CheckpointError(f"{checkpoint}: no fairseq config inside; not a fairseq checkpoint?")
     data_dir = Path(data_dir) if data_dir is not None else Path(cfg.task.data)
     config_yaml = config_yaml or cfg.task.get("config_yaml", "config.yaml")
     config = check_data_dir(data_dir, config_yaml)
@@ -180,7 +217,7 @@ def load_model(
     transforms = eval_feature_transforms(config)
     unsupported = [t for t in transforms if t not in _STREAMABLE_TRANSFORMS]
     if unsupported:
-        raise ValueError(
+        raise BadValue(
             f"{data_dir / config_yaml}: feature transforms {unsupported} cannot be applied to "
             f"streaming input (only {sorted(_STREAMABLE_TRANSFORMS)} can)"
         )
@@ -188,12 +225,15 @@ def load_model(
     if "global_cmvn" in transforms:
         stats = _lookup(config, ("global_cmvn", "stats_npz_path"))
         if stats is None:
-            raise ValueError(f"{data_dir / config_yaml}: global_cmvn used but no stats_npz_path")
+            raise BadValue(f"{data_dir / config_yaml}: global_cmvn used but no stats_npz_path")
         stats_path = Path(stats) if Path(stats).is_absolute() else data_dir / stats
         cmvn = GlobalCmvn.from_npz(stats_path, num_mel_bins)
     # the CMVN recorded at training must be the one applied here (a missing one ruins output)
     check_cmvn(state.get("task_state") or {}, cmvn_record(config, data_dir, is_train=False),
                str(checkpoint), str(data_dir / config_yaml))  # fmt: skip
+    # and so must the dictionaries: another order of the same size turns ids into other words
+    check_data_files(state.get("task_state") or {}, data_files_record(config, data_dir),
+                     str(checkpoint))  # fmt: skip
 
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
         [str(checkpoint)], state=state
@@ -215,4 +255,5 @@ def load_model(
         num_mel_bins=num_mel_bins,
         cfg=cfg,
         data_dir=data_dir,
+        config_yaml=config_yaml,
     )

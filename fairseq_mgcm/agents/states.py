@@ -19,12 +19,13 @@ from fairseq_mgcm.agents.online_fbank import OnlineFbank
 from fairseq_mgcm.agents.resample import StreamingResampler
 from fairseq_mgcm.agents.streaming_encoder import StreamingEncoder
 from fairseq_mgcm.agents.words import WordAssembler
+from fairseq_mgcm.data.audio import downmix, downmix_warning
 
 logger = logging.getLogger(__name__)
 
 
 class WaitkStates(AgentStates):
-    """Source samples -> fbank -> CMVN -> encoder states; decoder and word assembly."""
+    """Source samples (mono) -> fbank -> CMVN -> encoder states; decoder and word assembly."""
 
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
@@ -37,6 +38,7 @@ class WaitkStates(AgentStates):
     def reset(self) -> None:
         super().reset()
         self.n_samples_read = 0
+        self._downmixed = False  # multi-channel samples came (warned once per sentence)
         self.resampler: StreamingResampler | None = None
         self.fbank.reset()
         self.encoder.reset()
@@ -66,7 +68,13 @@ class WaitkStates(AgentStates):
     def encode_new_source(self) -> None:
         """Turn the samples that arrived since the last call into encoder states."""
         # via numpy: a third of the time of torch.tensor on SimulEval's list of floats
-        new = torch.from_numpy(np.asarray(self.source[self.n_samples_read :], dtype=np.float32))
+        samples = np.asarray(self.source[self.n_samples_read :], dtype=np.float32)
+        if samples.ndim == 2:  # [left, right] pairs: a stereo wav read by another dataloader
+            if not self._downmixed:
+                logger.warning(downmix_warning("this sentence's source audio", samples.shape[1]))
+            self._downmixed = True
+            samples = downmix(samples)  # as agents/mono_source.py and preparation do
+        new = torch.from_numpy(samples)
         self.n_samples_read = len(self.source)
         frames = self.fbank.push(self._model_rate_samples(new))
         if self.loaded.cmvn is not None and frames.shape[0] > 0:

@@ -1,7 +1,9 @@
 """Evaluate a checkpoint with SimulEval over wait-k values and source segment sizes.
 
 Inputs: a checkpoint, its prepared data directory (``config.yaml``, CMVN, SentencePiece models and
-``simuleval/<split>/{source,target}.txt``, see docs/architecture.md section 2).
+``simuleval/<split>/{source,target}.txt``, see docs/architecture.md section 2); the
+dictionaries and SentencePiece models must be those the checkpoint recorded at training
+(``checkpoints/data_files.py``), or the sweep stops before any run.
 Outputs: one SimulEval output directory per (k, segment size) under ``--output-dir``
 (``instances.log``) and a results TSV with one row per run: k, segment size, BLEU, AL, LAAL, AP,
 DAL, ATD, StartOffset, EndOffset and their computation-aware ``_CA`` variants. The sacrebleu
@@ -47,7 +49,9 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
+
+import yaml
 
 from fairseq_mgcm.agents.read_step import read_step_ms_from_cfg
 from fairseq_mgcm.agents.scoring import LATENCY_METRICS, score_log
@@ -58,9 +62,16 @@ from fairseq_mgcm.agents.simuleval_inprocess import (
     evaluate,
 )
 from fairseq_mgcm.atomic_files import write_text
+from fairseq_mgcm.checkpoints.data_files import (
+    DataFileMismatch,
+    check_data_files,
+    data_files_record,
+)
 from fairseq_mgcm.checkpoints.errors import CheckpointError, read_checkpoint
 from fairseq_mgcm.data.mustc.source_list import resolve_source_list
+from fairseq_mgcm.errors import UserError, one_line
 from fairseq_mgcm.markers import mark_done, stale_reason
+from fairseq_mgcm.recipe.lineage import data_key
 
 COLUMNS = (
     ["k", "segment_size", "BLEU", *LATENCY_METRICS]
@@ -162,6 +173,8 @@ def sweep_inputs(args: argparse.Namespace, extra: list[str]) -> dict[str, object
         "split": args.split,
         "source_sha256": file_sha256(split_dir / "source.txt"),
         "target_sha256": file_sha256(split_dir / "target.txt"),
+        # what the agent reads besides: config, dictionaries, SentencePiece models, CMVN, wavs
+        "data_key": data_key(args.data_dir, simuleval=[args.split]),
         "max_instances": args.max_instances if args.max_instances > 0 else None,
         "device": args.device,
         "fp16": args.fp16,
@@ -196,6 +209,8 @@ def run_one(
     start = time.perf_counter()
     try:
         evaluate(flags)
+    except UserError as error:  # bad input (checkpoint, config, wav, flag): no traceback
+        fail(f"k={k}, segment {segment_size} ms: {one_line(error)}")
     except (Exception, SystemExit) as error:  # SystemExit: argparse inside SimulEval
         logger.error("k=%d segment=%d ms failed", k, segment_size, exc_info=True)
         raise SystemExit(
@@ -226,9 +241,10 @@ def write_tsv(path: Path, rows: list[dict[str, object]]) -> None:
     write_text(path, table.getvalue(), if_changed=True)
 
 
-def checkpoint_read_step_ms(checkpoint: Path) -> int:
-    """The read step of the checkpoint's model (the default segment size)."""
-    state = read_checkpoint(checkpoint, require=("model", "config"))
+def checkpoint_read_step_ms(checkpoint: Path, state: dict[str, Any] | None = None) -> int:
+    """The read step of the checkpoint's model (the default segment size); ``state``: the
+    checkpoint's content, if read already."""
+    state = state if state is not None else read_checkpoint(checkpoint, require=("model", "config"))
     model_cfg = (state.get("cfg") or {}).get("model")
     try:
         return read_step_ms_from_cfg(model_cfg)
@@ -237,6 +253,23 @@ def checkpoint_read_step_ms(checkpoint: Path) -> int:
             f"{checkpoint}: no pre_decision_ratio/conv_kernel_sizes in its model config; "
             f"pass --segment-size"
         ) from None
+
+
+def check_trained_data(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The checkpoint's content, once the dictionaries and SentencePiece models it recorded at
+    training are found in ``--data-dir`` (``checkpoints/data_files.py``). Checked before any
+    run: a run done before is re-scored without the agent loading the model. A config that is
+    missing or unreadable is left to the agent's loader, which names it (None: not read)."""
+    try:
+        config = yaml.safe_load((args.data_dir / args.config_yaml).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    state = read_checkpoint(args.checkpoint, require=("model", "config"))
+    check_data_files(state.get("task_state") or {}, data_files_record(config, args.data_dir),
+                     str(args.checkpoint))  # fmt: skip
+    return state
 
 
 def check_inputs(args: argparse.Namespace, extra: list[str]) -> None:
@@ -267,14 +300,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     args, extra = parse_args(argv)
     check_inputs(args, extra)
+    try:
+        state = check_trained_data(args)
+        if args.segment_size is None:
+            args.segment_size = [checkpoint_read_step_ms(args.checkpoint, state)]
+            logger.info("segment size: the model's read step, %d ms", args.segment_size[0])
+    except (CheckpointError, DataFileMismatch) as error:
+        fail(str(error))
+    del state  # the agent loads the model itself
     resolve_source_list(args.data_dir / "simuleval" / args.split / "source.txt",
                         _resolved_source(args))
-    if args.segment_size is None:
-        try:
-            args.segment_size = [checkpoint_read_step_ms(args.checkpoint)]
-        except CheckpointError as error:
-            fail(str(error))
-        logger.info("segment size: the model's read step, %d ms", args.segment_size[0])
     inputs = sweep_inputs(args, extra)
     results = args.results or args.output_dir / "results.tsv"
     rows: list[dict[str, object]] = []

@@ -16,7 +16,8 @@ The policy is wait-k at the model's pre-decision granularity: target token i (0-
 once ``(k + i) * r`` encoder states exist (r = ``model.pre_decision_ratio``), or once the source
 has ended. Tokens are chosen greedily. SentencePiece pieces are assembled into words and a word
 is written only when complete, because SimulEval charges every word the delay of the write that
-carries it.
+carries it. Multi-channel wavs are down-mixed to mono with a warning, as in data preparation
+(``mono_source.py``).
 """
 from __future__ import annotations
 
@@ -28,11 +29,17 @@ from simuleval.agents import ReadAction, SpeechToTextAgent, WriteAction
 from simuleval.agents.actions import Action
 from simuleval.utils import entrypoint
 
+from fairseq_mgcm.agents import mono_source  # noqa: F401  SimulEval reads wavs as mono
 from fairseq_mgcm.agents.checkpoint import LoadedModel, load_model_cached
 from fairseq_mgcm.agents.read_step import read_step_ms
+from fairseq_mgcm.agents.source_check import check_source_list
 from fairseq_mgcm.agents.states import WaitkStates
+from fairseq_mgcm.errors import BadValue, install_excepthook
 
 logger = logging.getLogger("fairseq_mgcm.agents.waitk")
+# `simuleval --agent-class ...WaitkAgent` runs SimulEval's main, which calls the agent: a
+# UserError from it (bad checkpoint, data config, wav, flag) prints one line, no traceback.
+install_excepthook()
 
 
 @entrypoint
@@ -45,6 +52,10 @@ class WaitkAgent(SpeechToTextAgent):
         The model comes from ``load_model_cached``: a sweep that builds one agent per k and
         segment size in one process loads the checkpoint once; every agent gets fresh states.
         """
+        if args.waitk is not None and args.waitk < 1:
+            raise BadValue(f"--waitk {args.waitk}: must be >= 1 (read steps before the first "
+                           "write; a k beyond the source length is offline)")
+        self._check_sources(args)  # before the model loads: a bad wav costs nothing
         if loaded is None:
             loaded = load_model_cached(
                 Path(args.checkpoint), args.data_dir, args.config_yaml, device=args.device,
@@ -54,7 +65,7 @@ class WaitkAgent(SpeechToTextAgent):
         model = self.loaded.model
         self.lagging = args.waitk if args.waitk is not None else self._training_lagging()
         if self.lagging < 1:
-            raise ValueError(f"--waitk must be >= 1, got {self.lagging}")
+            raise BadValue(f"--waitk must be >= 1, got {self.lagging}")
         self.ratio = int(model.pre_decision_ratio)
         self.read_step_ms = read_step_ms(model)
         self.max_len_a = args.max_len_a
@@ -80,10 +91,21 @@ class WaitkAgent(SpeechToTextAgent):
                 self.read_step_ms,
             )  # fmt: skip
 
+    @staticmethod
+    def _check_sources(args: Namespace) -> None:
+        """Every wav SimulEval will read exists and is audio (``source_check.py``), before the
+        first instance; only for SimulEval's own file-list dataloader."""
+        source = getattr(args, "source", None)
+        if source is None or getattr(args, "dataloader", None) is not None:
+            return
+        end = getattr(args, "end_index", -1)
+        check_source_list(source, getattr(args, "start_index", 0), None if end < 0 else end,
+                          scoring=not getattr(args, "no_scoring", False))
+
     def _training_lagging(self) -> int:
         k = self.loaded.model.decoder.waitk_lagging
         if k is None:
-            raise ValueError("the checkpoint was trained offline (no wait-k); pass --waitk")
+            raise BadValue("the checkpoint was trained offline (no wait-k); pass --waitk")
         return int(k)
 
     def build_states(self) -> WaitkStates:

@@ -9,7 +9,9 @@ trained with so a later load can check it:
   (:func:`read_checkpoint`, and fairseq's own loader once patched);
 - ``atomic_copies``: fairseq's copies onto ``checkpoint_last.pt``/``checkpoint_best.pt`` made
   atomic;
-- ``cmvn``: the training CMVN recorded in the checkpoint and checked at load time.
+- ``cmvn``: the training CMVN recorded in the checkpoint and checked at load time;
+- ``data_files``: the same for the dictionaries and SentencePiece models (the loader of
+  ``errors`` notes which file a state came from, so the check can name it).
 
 :func:`install_fairseq_patches` applies the three patches; the plugin does it when fairseq
 loads it (``fairseq_mgcm.register``). Importing this package imports neither fairseq nor torch.

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from fairseq_mgcm.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 TASK_STATE_KEY = "train_cmvn"
@@ -25,7 +27,7 @@ TASK_STATE_KEY = "train_cmvn"
 __all__ = ["TASK_STATE_KEY", "CmvnMismatch", "check_cmvn", "cmvn_record", "transform_names"]
 
 
-class CmvnMismatch(ValueError):
+class CmvnMismatch(UserError, ValueError):
     """The data config normalises features differently from the model's training."""
 
 

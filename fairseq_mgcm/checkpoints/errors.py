@@ -13,6 +13,7 @@ what is wrong with it. The chained torch error is suppressed so that its advice 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import zipfile
 from pathlib import Path
@@ -20,13 +21,16 @@ from typing import Any
 
 import torch
 
+from fairseq_mgcm.checkpoints.data_files import note_loaded_from
 from fairseq_mgcm.checkpoints.safe_globals import install_fairseq_safe_globals
+from fairseq_mgcm.errors import UserError
 
 __all__ = ["CheckpointError", "install_checkpoint_errors", "read_checkpoint"]
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that is missing, unreadable or not a fairseq checkpoint."""
+class CheckpointError(UserError, ValueError):
+    """A checkpoint file that is missing, unreadable or not a fairseq checkpoint (a user error:
+    one line, no traceback, in every entry point)."""
 
 
 def _unreadable(path: Path, error: BaseException) -> str:
@@ -90,12 +94,15 @@ def read_checkpoint(path: str | os.PathLike, require: tuple[str, ...] = ("model"
 
 
 def _explained(load: Any) -> Any:
-    """Wrap fairseq's ``load_checkpoint_to_cpu`` so that its failures name the file."""
+    """Wrap fairseq's ``load_checkpoint_to_cpu`` so that its failures name the file (and the
+    task's data check can: ``data_files.note_loaded_from``)."""
 
     @functools.wraps(load)
     def load_checkpoint_to_cpu(path: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            return load(path, *args, **kwargs)
+            state = load(path, *args, **kwargs)
+            note_loaded_from(state, path)  # the task's data check names the checkpoint
+            return state
         except CheckpointError:
             raise
         except Exception:
@@ -112,14 +119,40 @@ def _explained(load: Any) -> Any:
     return load_checkpoint_to_cpu
 
 
-def install_checkpoint_errors() -> None:
-    """Replace ``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` by the explaining wrapper.
+def _found_first(load_ensemble: Any) -> Any:
+    """Wrap fairseq's ``load_model_ensemble_and_task`` so that a missing checkpoint (``--path``
+    of fairseq-generate) is a :class:`CheckpointError`, not fairseq's bare ``OSError``."""
 
-    Idempotent. fairseq's own callers (``load_model_ensemble_and_task``, the trainer) look the
-    function up in their module at call time, so they get the wrapper too.
+    signature = inspect.signature(load_ensemble)
+
+    @functools.wraps(load_ensemble)
+    def load_model_ensemble_and_task(filenames: Any, *args: Any, **kwargs: Any) -> Any:
+        call = signature.bind(filenames, *args, **kwargs)
+        call.apply_defaults()
+        given = call.arguments
+        if given.get("num_shards") == 1 and not given.get("suffix"):  # the names are the files
+            for name in filenames:
+                if not Path(name).is_file():
+                    raise CheckpointError(f"{name}: checkpoint not found (--path)")
+        return load_ensemble(filenames, *args, **kwargs)
+
+    load_model_ensemble_and_task.__wrapped_by_fairseq_mgcm__ = True  # type: ignore[attr-defined]
+    return load_model_ensemble_and_task
+
+
+def install_checkpoint_errors() -> None:
+    """Replace ``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` (and
+    ``load_model_ensemble_and_task``) by the explaining wrappers.
+
+    Idempotent. fairseq's own callers (``load_model_ensemble_and_task``, the trainer,
+    ``load_model_ensemble``) look the functions up in their module at call time, so they get the
+    wrappers too.
     """
     from fairseq import checkpoint_utils
 
     current = checkpoint_utils.load_checkpoint_to_cpu
     if not getattr(current, "__wrapped_by_fairseq_mgcm__", False):
         checkpoint_utils.load_checkpoint_to_cpu = _explained(current)
+    ensemble = checkpoint_utils.load_model_ensemble_and_task
+    if not getattr(ensemble, "__wrapped_by_fairseq_mgcm__", False):
+        checkpoint_utils.load_model_ensemble_and_task = _found_first(ensemble)

@@ -7,7 +7,11 @@ The writer aggregates the per-module records of every backward call over windows
      "columns": ["module", "kind", "pair", "n", "conflicts", "cos_mean", "cos_n"],
      "rows": [["encoder.layers.0.self_attn", "attention", "ctc", 800, 312, -0.0123, 800], ...]}
 
-one row per (module, task pair) (rows, not objects: the key names would be 40% of the file).
+one row per (module, task pair) (rows, not objects: the key names would be 40% of the file),
+and ``"run"``: the save dir of the training that wrote it, relative to the file's folder
+(:func:`run_label`; a run folder moved whole keeps its telemetry). A training refuses a file that
+another run wrote (it would drop that run's windows), or one that is not telemetry, when it
+starts (:func:`check_telemetry_file`), not at its first checkpoint.
 ``n`` counts the backward calls (micro-batches) in which both tasks reached the module,
 ``conflicts`` those in which their gradients pointed apart, ``cos_mean`` is the mean of the
 finite cosines (``cos_n`` of them; null when none). The size is bounded by the number of
@@ -28,6 +32,7 @@ from typing import IO, Any
 
 from fairseq_mgcm.atomic_files import atomic_open
 from fairseq_mgcm.conflict._stats import ConflictStats, ModuleConflict
+from fairseq_mgcm.errors import UserError
 
 SCHEMA = 2
 COLUMNS = ("module", "kind", "pair", "n", "conflicts", "cos_mean", "cos_n")
@@ -38,8 +43,55 @@ KIND_ORDER = ("subsampler", "embedding", "attention", "ffn", "layernorm", "head"
               "model", "other")
 """The order in which readers list module kinds (the model's input side first)."""
 
-__all__ = ["COLUMNS", "DEFAULT_INTERVAL", "KIND_ORDER", "SCHEMA", "ModuleTally", "TelemetryWriter",
-           "Window", "pair_label", "read_windows", "summarize"]
+__all__ = ["COLUMNS", "DEFAULT_INTERVAL", "FLAG", "KIND_ORDER", "SCHEMA", "ModuleTally",
+           "TelemetryFileError", "TelemetryWriter", "Window", "check_telemetry_file", "pair_label",
+           "read_windows", "run_label", "summarize"]
+FLAG = "--conflict-telemetry-jsonl"
+
+
+class TelemetryFileError(UserError, ValueError):
+    """The telemetry path cannot be this run's file (a folder, not telemetry, another run's)."""
+
+
+def run_label(save_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> str:
+    """The run a telemetry file at ``path`` belongs to: the training's save dir, relative to the
+    file's folder (``"checkpoints"`` for the recipe's ``<run>/conflict.jsonl``)."""
+    return os.path.relpath(os.path.realpath(save_dir), os.path.dirname(os.path.realpath(path)))
+
+
+def check_telemetry_file(path: str | os.PathLike[str], run: str | None) -> None:
+    """Refuse, before any training, a ``path`` this run must not append to: a folder, a file
+    with a line that is not telemetry, or the telemetry of another run than ``run`` (lines
+    without a run, from before runs were recorded, are taken as this run's). A torn last line
+    (no newline: a crash) is allowed; the writer drops it."""
+    path = Path(path)
+    if path.is_dir():
+        raise TelemetryFileError(f"{FLAG} {path}: is a folder; give a file path")
+    if path.exists() and not path.is_file():
+        raise TelemetryFileError(f"{FLAG} {path}: is not a regular file")
+    if not path.exists():
+        if path.parent.exists() and not path.parent.is_dir():
+            raise TelemetryFileError(f"{FLAG} {path}: {path.parent} is not a folder")
+        return
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip() or not line.endswith("\n"):
+                continue
+            try:
+                entry = json.loads(line)
+                if entry.get("schema") != SCHEMA or not isinstance(entry["last_step"], int):
+                    raise ValueError(f"schema {entry.get('schema')!r}")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise TelemetryFileError(
+                    f"{FLAG} {path}:{number}: not a conflict telemetry line; the file is kept, "
+                    f"give this run a new path") from None
+            other = entry.get("run")
+            if run is not None and other is not None and other != run:
+                theirs = os.path.normpath(path.parent / other)
+                ours = os.path.normpath(path.parent / run)
+                raise TelemetryFileError(
+                    f"{FLAG} {path}: holds the telemetry of another run (save dir {theirs}); "
+                    f"give this run (save dir {ours}) a file of its own")
 
 
 def pair_label(record: ModuleConflict, primary: str) -> str:
@@ -103,9 +155,23 @@ class ModuleTally:
 
     @classmethod
     def from_row(cls, row: list[Any]) -> ModuleTally:
+        """A row as the writer wrote it; anything else (a count as a string or a fraction, a
+        mean that is not a number) raises ValueError, never turns into another number."""
         module, kind, pair, n, conflicts, mean, cos_n = row
-        return cls(str(module), str(kind), str(pair), int(n), int(conflicts),
-                   float(mean) * int(cos_n) if mean is not None else 0.0, int(cos_n))
+        n, conflicts = _count(n, "n"), _count(conflicts, "conflicts")
+        cos_n = _count(cos_n, "cos_n")
+        if conflicts > n or cos_n > n:
+            raise ValueError(f"row {row}: more conflicts or cosines than calls")
+        if mean is not None and (isinstance(mean, bool) or not isinstance(mean, (int, float))):
+            raise ValueError(f"cos_mean {mean!r} is not a number")
+        return cls(str(module), str(kind), str(pair), n, conflicts,
+                   float(mean) * cos_n if mean is not None else 0.0, cos_n)
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} {value!r} is not a count")
+    return value
 
 
 @dataclass
@@ -117,13 +183,15 @@ class Window:
     last_step: int
     calls: int
     modules: list[ModuleTally]
+    run: str | None = None  # the training that wrote it (run_label); None in older files
 
     def to_json_line(self) -> str:
-        return json.dumps({"schema": SCHEMA, "method": self.method,
-                           "first_step": self.first_step, "last_step": self.last_step,
-                           "calls": self.calls, "columns": list(COLUMNS),
-                           "rows": [m.to_row() for m in self.modules]},
-                          separators=(",", ":"))
+        entry = {"schema": SCHEMA, "method": self.method, "first_step": self.first_step,
+                 "last_step": self.last_step, "calls": self.calls, "columns": list(COLUMNS),
+                 "rows": [m.to_row() for m in self.modules]}
+        if self.run is not None:
+            entry["run"] = self.run
+        return json.dumps(entry, separators=(",", ":"))
 
 
 class TelemetryWriter:
@@ -134,11 +202,16 @@ class TelemetryWriter:
 
     A resumed run continues the same file: before its first line it drops the lines of the
     updates it is about to redo (``last_step`` at or after its first step), which a crash after
-    the last checkpoint may have left, and a torn last line."""
+    the last checkpoint may have left, and a torn last line. ``run`` (:func:`run_label`) is
+    written in every line; a file another run wrote, or one that is not telemetry, is refused
+    here, when the training starts (:class:`TelemetryFileError`)."""
 
-    def __init__(self, path: str | os.PathLike[str], interval: int = DEFAULT_INTERVAL) -> None:
+    def __init__(self, path: str | os.PathLike[str], interval: int = DEFAULT_INTERVAL,
+                 run: str | None = None) -> None:
         if interval < 1:
             raise ValueError(f"telemetry interval must be >= 1 update, got {interval}")
+        check_telemetry_file(path, run)
+        self.run = run
         self.path = os.fspath(path)
         self.interval = interval
         self._file: IO[str] | None = None
@@ -157,7 +230,7 @@ class TelemetryWriter:
                 self._window.first_step // self.interval):
             self.flush()
         if self._window is None:
-            self._window = Window(stats.method, step, step, 0, [])
+            self._window = Window(stats.method, step, step, 0, [], self.run)
         window = self._window
         window.last_step = max(window.last_step, step)
         window.calls += 1
@@ -225,8 +298,11 @@ def read_windows(path: str | os.PathLike[str]) -> Iterator[Window]:
                 if tuple(entry["columns"]) != COLUMNS:
                     raise ValueError(f"columns {entry['columns']}, expected {list(COLUMNS)}")
                 modules = [ModuleTally.from_row(row) for row in entry["rows"]]
-                yield Window(str(entry["method"]), int(entry["first_step"]),
-                             int(entry["last_step"]), int(entry["calls"]), modules)
+                run = entry.get("run")
+                yield Window(str(entry["method"]), _count(entry["first_step"], "first_step"),
+                             _count(entry["last_step"], "last_step"),
+                             _count(entry["calls"], "calls"), modules,
+                             None if run is None else str(run))
             except (ValueError, KeyError, TypeError, AttributeError) as error:
                 raise ValueError(f"{Path(path)}:{number}: not a conflict telemetry line "
                                  f"({error})") from None

@@ -64,3 +64,5 @@ class ConflictAwareConfig(FairseqAdamConfig, FairseqNAGConfig):
                   "100 keeps 100k updates of an s-size model under ~50 MB)"},
     )
     seed: int = II("common.seed")
+    # The run the telemetry belongs to (a file another run wrote is refused, not truncated).
+    save_dir: str = II("checkpoint.save_dir")

@@ -31,7 +31,8 @@ class ConflictAwareBackward:
     runs :class:`~fairseq_mgcm.conflict.ConflictEngine` on the unwrapped model, sets the
     wrapper's flags, and logs conflict rates and cosines per module kind and task pair as fairseq
     metrics, and, on the first worker, aggregates them into ``telemetry_jsonl`` (one line per
-    ``telemetry_interval`` updates; schema in :mod:`fairseq_mgcm.conflict.telemetry`).
+    ``telemetry_interval`` updates; schema in :mod:`fairseq_mgcm.conflict.telemetry`), marked
+    as ``telemetry_run``'s (:func:`~fairseq_mgcm.conflict.telemetry.run_label`).
 
     ``ddp_scope`` must enclose the forward as well: under torch DDP it runs everything in
     ``no_sync()`` and all-reduces the gradients once at the end of the call if the trainer
@@ -46,6 +47,7 @@ class ConflictAwareBackward:
         telemetry_jsonl: str | None = None,
         seed: int = 1,
         telemetry_interval: int = DEFAULT_INTERVAL,
+        telemetry_run: str | None = None,
     ) -> None:
         # str(): fairseq configs hold ChoiceEnum members; the engine and telemetry want strings
         self.method, self.granularity, self.aux_mode = str(method), str(granularity), str(aux_mode)
@@ -55,7 +57,8 @@ class ConflictAwareBackward:
         self._seed = seed
         self._engine: ConflictEngine | None = None
         self._engine_model: nn.Module | None = None
-        self._writer = (TelemetryWriter(telemetry_jsonl, telemetry_interval)
+        # Built (and its file checked) now, when fairseq-train starts, not at the first window.
+        self._writer = (TelemetryWriter(telemetry_jsonl, telemetry_interval, telemetry_run)
                         if telemetry_jsonl else None)
         self._pending_sync: DistributedDataParallel | None = None
         self._in_scope = False

@@ -10,6 +10,7 @@ import torch
 from fairseq.optim import OPTIMIZER_REGISTRY, FairseqOptimizer, register_optimizer
 from omegaconf import DictConfig, OmegaConf
 
+from fairseq_mgcm.conflict.telemetry import run_label
 from fairseq_mgcm.optim._config import BASE_OPTIMIZERS, ConflictAwareConfig
 from fairseq_mgcm.optim._conflict_backward import ConflictAwareBackward
 
@@ -45,6 +46,8 @@ class ConflictAwareOptimizer(FairseqOptimizer):
             aux_mode=str(cfg.conflict_aux_mode),
             telemetry_jsonl=cfg.conflict_telemetry_jsonl,
             telemetry_interval=cfg.conflict_telemetry_interval,
+            telemetry_run=(run_label(cfg.save_dir, cfg.conflict_telemetry_jsonl)
+                           if cfg.conflict_telemetry_jsonl else None),
             seed=cfg.seed,
         )
         # Saving a checkpoint reads the torch optimizer's state (directly, under AMPOptimizer):

@@ -7,11 +7,15 @@ settings in the types the recipe uses (lists, the defaults that depend on other 
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fairseq_mgcm.recipe.budget import BudgetError, check_budget
+from fairseq_mgcm.recipe.matrix import run_matrix
 from fairseq_mgcm.recipe.options import BadOption, flag
+from fairseq_mgcm.recipe.train_flags import BadFlag, Flag, given_flags, read_flags
 
 __all__ = ["INTEGERS", "Settings", "check"]
 
@@ -19,6 +23,11 @@ __all__ = ["INTEGERS", "Settings", "check"]
 INTEGERS = ("stage", "stop_stage", "corpus_seed", "vocab_size_tgt", "vocab_size_src", "ngpus",
             "nnodes", "node_rank", "master_port", "seed", "n_average", "beam", "jobs")
 OPTIONAL_INTEGERS = ("nprocs", "segment_size", "eval_max_instances")
+# Integer settings where 0 is accepted by the parser but fails after training.
+POSITIVE = {"n_average": "stage 4 averages at least one checkpoint",
+            "beam": "stage 5 decodes with at least one hypothesis"}
+# Training flags the recipe sets per run: given in a layer, every run would write the same path.
+RECIPE_OWNED = ("--save-dir", "--conflict-telemetry-jsonl")
 MUSTC_TARGETS = ("de", "es", "fr", "it", "nl", "pt", "ro", "ru")
 _INTEGER = re.compile(r"[0-9]+")
 
@@ -79,7 +88,13 @@ def _numbers(values: dict[str, str]) -> list[str]:
     for name in OPTIONAL_INTEGERS:
         if values[name]:
             _integer(values, name)
-    _integers(values, "k_list")
+    for name, why in POSITIVE.items():
+        if int(values[name]) < 1:
+            raise BadOption(f"{flag(name)} {values[name]}: must be at least 1 ({why})")
+    for word in _integers(values, "k_list"):
+        if int(word) < 1:
+            raise BadOption(f"--k-list '{values['k_list']}': k {word} must be at least 1 (wait-k "
+                            "reads k steps before its first word; 1000 is offline)")
     _integers(values, "corpus_sizes", 3)
     if not values["seeds"]:
         return [values["seed"]]
@@ -150,6 +165,77 @@ def _files(values: dict[str, str]) -> tuple[list[str], list[str]]:
     return methods, overlays
 
 
+def _runs(values: dict[str, str], stage: int) -> bool:
+    return int(values["stage"]) <= stage <= int(values["stop_stage"])
+
+
+def _output_folder(values: dict[str, str], name: str, written: bool) -> None:
+    """``--exp-dir``/``--data-dir``: a folder or one that can be made, writable when ``written``
+    (every error here used to surface only when a stage first wrote there)."""
+    path = Path(values[name])
+    if path.exists() and not path.is_dir():
+        raise BadOption(f"{flag(name)} {path}: exists and is not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadOption(f"{flag(name)} {path}: lies below the file {existing}, not a folder")
+    if written and not os.access(existing, os.W_OK | os.X_OK):
+        what = "the folder" if existing == path else f"{existing}, where it would be made,"
+        raise BadOption(f"{flag(name)} {path}: {what} is not writable")
+
+
+def _run_folders(values: dict[str, str], methods: list[str], seeds: list[str]) -> None:
+    """Each run's folder and telemetry path (``<run>/conflict.jsonl``) can be written."""
+    runs = run_matrix(Path(values["exp_dir"]), methods, seeds if values["seeds"] else None,
+                      values["seed"])
+    for run in runs:
+        if run.folder.exists() and not run.folder.is_dir():
+            raise BadOption(f"--exp-dir: {run.folder} (the folder of run {run.label}) exists "
+                            "and is not a folder")
+        telemetry = run.folder / "conflict.jsonl"
+        if telemetry.is_dir():
+            raise BadOption(f"--exp-dir: {telemetry} (the conflict telemetry of run "
+                            f"{run.label}) is a folder, not a file")
+
+
+def _training_flags(values: dict[str, str], methods: list[str], overlays: list[str]
+                    ) -> dict[str, list[Flag]]:
+    """Each method's training flags in run.sh's order (placeholders for the per-run paths);
+    none when a file cannot be read (``configure.check_training_flags``, or with that check
+    skipped stage 3 itself, stops the run naming its line)."""
+    own = "--save-dir SAVE --conflict-telemetry-jsonl TELEMETRY"
+    try:
+        given = given_flags(values["train_budget"], own, values["extra_train_args"])
+        base = [f for name in ("model_args", "hardware_args")
+                for f in read_flags(Path(values[name]))]
+        extra = [f for path in overlays for f in read_flags(Path(path))]
+        combos = {m: base + read_flags(Path(f"configs/methods/{m}.args")) + extra + given
+                  for m in methods}
+    except BadFlag:  # a line that cannot be split: the training-flag check names it
+        return {}
+    for flags in combos.values():
+        for item in flags:
+            name = item.token.split("=", 1)[0]
+            if name in RECIPE_OWNED and item.source != "scripts/run.sh's own flags":
+                raise BadOption(f"{item.source}: {name}: the recipe sets it per run (in "
+                                "--exp-dir); given here, every run would write the same path")
+    return combos
+
+
+def _budget(values: dict[str, str], methods: list[str], overlays: list[str]) -> None:
+    """Training flags that would write over the recipe's per-run paths, and (when stage 4 runs)
+    a budget that cannot give it --n-average epoch checkpoints (``budget.py``)."""
+    combos = _training_flags(values, methods, overlays)
+    if not _runs(values, 4):
+        return
+    for flags in combos.values():  # the error names the file (or flag) the budget came from
+        try:
+            check_budget(flags, int(values["n_average"]))
+        except BudgetError as error:
+            raise BadOption(str(error)) from None
+
+
 def check(values: dict[str, str]) -> Settings:
     """Check ``values`` (run.sh's settings, as :func:`options.parse` returns them, relative
     paths from the repository root); raise :class:`BadOption` at the first problem."""
@@ -157,8 +243,9 @@ def check(values: dict[str, str]) -> Settings:
     seeds = _numbers(values)
     _machine(values)
     methods, overlays = _files(values)
+    _budget(values, methods, overlays)
     values["data_dir"] = values["data_dir"] or f"{values['exp_dir']}/data"
-    exp_dir = Path(values["exp_dir"])
-    if exp_dir.exists() and not exp_dir.is_dir():
-        raise BadOption(f"--exp-dir {exp_dir}: exists and is not a folder")
+    _output_folder(values, "exp_dir", written=True)  # markers, logs, runs
+    _output_folder(values, "data_dir", written=_runs(values, 1))
+    _run_folders(values, methods, seeds)
     return Settings(values, methods, seeds, values["k_list"].split(), overlays)

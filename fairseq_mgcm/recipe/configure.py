@@ -32,7 +32,7 @@ from fairseq_mgcm.recipe.checks import Settings, check
 from fairseq_mgcm.recipe.matrix import run_matrix
 from fairseq_mgcm.recipe.options import BadOption, help_text, parse
 
-__all__ = ["corpus_command", "main", "shell_assignments"]
+__all__ = ["corpus_command", "corpus_inputs", "main", "shell_assignments"]
 
 RUN_SH = Path(__file__).resolve().parents[2] / "scripts" / "run.sh"
 FLAGS_CHECKED = "MGCM_RECIPE_FLAGS_CHECKED"
@@ -65,12 +65,21 @@ def corpus_command(values: dict[str, str]) -> list[str]:
     return command
 
 
+def corpus_inputs(values: dict[str, str]) -> list[str]:
+    """The files stage 0 reads (``--corpus text``): their content keys its marker."""
+    if values["corpus"] != "text":
+        return []
+    return [values["src_text"], values["tgt_text"], *values["dev_text"].split(),
+            *values["test_text"].split()]
+
+
 def shell_assignments(settings: Settings) -> str:
     """The settings as bash code for run.sh to ``eval``."""
     lines = [f"{name}={shlex.quote(value)}" for name, value in settings.values.items()]
     lines += [_array("methods_arr", settings.methods), _array("k_arr", settings.k_list),
               _array("overlays_arr", settings.overlays), _array("seed_list", settings.seeds),
-              _array("corpus_cmd", corpus_command(settings.values))]
+              _array("corpus_cmd", corpus_command(settings.values)),
+              _array("corpus_inputs", corpus_inputs(settings.values))]
     runs = run_matrix(Path(settings.values["exp_dir"]), settings.methods,
                       settings.seeds if settings.values["seeds"] else None,
                       settings.values["seed"])

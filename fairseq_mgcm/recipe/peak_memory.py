@@ -37,7 +37,9 @@ def run_with_peak_memory(command: list[str], record: str | os.PathLike) -> int:
     record = Path(record)
     legs = _legs(record)
     start = time.monotonic()
-    with subprocess.Popen(command) as proc:
+    # close_fds=False: a lock the caller passed down (run_lock.py) stays held by the command
+    # itself, so it lasts as long as the training even if the wrappers are killed alone.
+    with subprocess.Popen(command, close_fds=False) as proc:
         try:
             # This child's own usage: RUSAGE_CHILDREN would also hold every child the caller
             # (a test session, say) waited for before, and its largest peak.

@@ -6,18 +6,25 @@ Reads, for each run directory (``EXP/<method>/``, or ``EXP/<method>/seed<N>/`` p
   train_peak.json      fairseq_mgcm.recipe.peak_memory's record of the training run
   conflict.jsonl       the conflict engine's aggregated telemetry (optional, streamed)
   checkpoints/train.log  fairseq-train's log: the dev curve (ST loss on dev after each epoch)
-Missing pieces show as "-" so a partial run still reports what it has.
+Missing pieces show as "-" so a partial run still reports what it has; a piece that is there
+but not as written (a torn row, "49.0x") raises ResultFileError naming file and line
+(:mod:`fairseq_mgcm.recipe.result_files`).
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fairseq_mgcm.conflict.telemetry import read_windows
+from fairseq_mgcm.recipe.result_files import (
+    ResultFileError,
+    number,
+    read_offline_bleu,
+    read_simul_table,
+    read_train_peak,
+)
 
 __all__ = ["MethodResult", "collect", "run_dir", "markdown_table", "PAPER_REFERENCE"]
 
@@ -25,10 +32,9 @@ __all__ = ["MethodResult", "collect", "run_dir", "markdown_table", "PAPER_REFERE
 # BLEU gain of MGCM over plain multi-task training, greedy and beam 5.
 PAPER_REFERENCE = {"offline_bleu_gain_greedy": 0.68, "offline_bleu_gain_beam5": 0.63}
 
-_BLEU = re.compile(r"BLEU\S*\s*=\s*([0-9.]+)")
 # fairseq-train's end-of-epoch validation line, e.g.
 # "... | dev | epoch 007 | valid on 'dev' subset | loss 9.1 | nll_loss 4.7 | st_loss 5.2 | ..."
-_VALID = re.compile(r"\| epoch (\d+) \| valid on '[^']+' subset \|.*?\| nll_loss ([0-9.]+) \|")
+_VALID = re.compile(r"\| epoch (\d+) \| valid on '[^']+' subset \|.*?\| nll_loss (\S+) \|")
 
 
 @dataclass
@@ -48,22 +54,13 @@ class MethodResult:
     dev_curve: dict[int, float] = field(default_factory=dict)  # epoch -> dev ST nll (base 2)
 
 
-def _offline_bleu(path: Path) -> float | None:
-    if not path.exists():
-        return None
-    matches = _BLEU.findall(path.read_text())
-    return float(matches[-1]) if matches else None
-
-
 def _simul_rows(path: Path) -> tuple[list[dict[str, float]], list[Path]]:
     """The sweep's rows (numbers) and each row's instances.log, found beside ``path`` by the
     run folder's name, so that a moved experiment folder still finds its logs."""
     if not path.exists():
         return [], []
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    logs = [path.parent / Path(row.get("output") or "-").name / "instances.log" for row in rows]
-    return [{k: _number(v) for k, v in row.items() if k != "output"} for row in rows], logs
+    rows, outputs = read_simul_table(path)
+    return rows, [path.parent / Path(output or "-").name / "instances.log" for output in outputs]
 
 
 def _dev_curve(path: Path) -> dict[int, float]:
@@ -73,18 +70,12 @@ def _dev_curve(path: Path) -> dict[int, float]:
         return {}
     curve: dict[int, float] = {}
     with path.open(encoding="utf-8", errors="replace") as f:
-        for line in f:
+        for line_no, line in enumerate(f, 1):
             match = _VALID.search(line)
             if match:
-                curve[int(match.group(1))] = float(match.group(2))
+                curve[int(match.group(1))] = number(match.group(2), f"{path}:{line_no}",
+                                                    "nll_loss")
     return curve
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _conflict_rate(path: Path) -> dict[str, float]:
@@ -94,10 +85,13 @@ def _conflict_rate(path: Path) -> dict[str, float]:
         return {}
     flags: dict[str, int] = {}
     total: dict[str, int] = {}
-    for window in read_windows(path):
-        for tally in window.modules:
-            flags[tally.pair] = flags.get(tally.pair, 0) + tally.conflicts
-            total[tally.pair] = total.get(tally.pair, 0) + tally.n
+    try:
+        for window in read_windows(path):
+            for tally in window.modules:
+                flags[tally.pair] = flags.get(tally.pair, 0) + tally.conflicts
+                total[tally.pair] = total.get(tally.pair, 0) + tally.n
+    except ValueError as error:  # names file:line
+        raise ResultFileError(str(error)) from None
     return {pair: flags[pair] / total[pair] for pair in sorted(total) if total[pair]}
 
 
@@ -116,11 +110,11 @@ def collect(exp_dir: str | Path, methods: list[str],
     for method, seed in runs:
         root = run_dir(exp_dir, method, seed)
         result = MethodResult(method, seed, root)
-        result.offline_bleu = _offline_bleu(root / "offline_bleu.txt")
+        result.offline_bleu = read_offline_bleu(root / "offline_bleu.txt")
         result.simul, result.simul_logs = _simul_rows(root / "simul" / "results.tsv")
         peak = root / "train_peak.json"
         if peak.exists():
-            record = json.loads(peak.read_text())
+            record = read_train_peak(peak)
             result.peak_rss_mb = record.get("peak_rss_mb")
             result.train_wall_s = record.get("wall_s")
             result.train_cpu_s = record.get("cpu_s")

@@ -31,11 +31,14 @@ from omegaconf import DictConfig, open_dict
 from torch import Tensor
 
 from fairseq_mgcm.checkpoints.cmvn import TASK_STATE_KEY, check_cmvn, cmvn_record
+from fairseq_mgcm.checkpoints.data_files import LOADED_FROM_KEY, check_data_files, data_files_record
+from fairseq_mgcm.checkpoints.data_files import TASK_STATE_KEY as DATA_FILES_KEY
 from fairseq_mgcm.data.multitask_dataset import (
     TranscriptSpeechToTextDataset,
     build_src_bpe,
     load_transcript_dataset,
 )
+from fairseq_mgcm.errors import BadValue, MissingFile, one_line
 from fairseq_mgcm.optim import multitask_backward
 from fairseq_mgcm.tasks._bleu import bleu_logging_output, reduce_bleu
 from fairseq_mgcm.tasks.config import SpeechToTextMultitaskConfig
@@ -67,11 +70,27 @@ class _StartUpChecks(Protocol):
 def _load_dictionary(data_cfg: S2TDataConfig, key: str, config_path: Path) -> Dictionary:
     filename = data_cfg.config.get(key)
     if filename is None:
-        raise ValueError(f"{config_path}: missing key '{key}' (a fairseq dictionary file)")
+        raise BadValue(f"{config_path}: missing key '{key}' (a fairseq dictionary file)")
     path = data_cfg.root / filename
     if not path.is_file():
-        raise FileNotFoundError(f"{config_path}: '{key}' names {path}, which does not exist")
+        raise MissingFile(f"{config_path}: '{key}' names {path}, which does not exist")
     return Dictionary.load(path.as_posix())
+
+
+def _read_data_config(config_path: Path) -> S2TDataConfig:
+    """fairseq's reader of the data config, with one-line errors naming ``--config-yaml``."""
+    if not config_path.is_file():
+        raise MissingFile(f"{config_path}: no such data config (--config-yaml, relative to the "
+                          "data folder)")
+    try:
+        data_cfg = S2TDataConfig(config_path)
+    except Exception as error:  # noqa: BLE001  fairseq wraps every YAML failure in Exception
+        raise BadValue(f"{config_path}: not a readable YAML data config ({one_line(error)[:200]})"
+                       "; check --config-yaml") from None
+    if not isinstance(data_cfg.config, dict):
+        raise BadValue(f"{config_path}: expected a YAML mapping (a fairseq data config); check "
+                       "--config-yaml")
+    return data_cfg
 
 
 def _resolve_data_paths(data_cfg: S2TDataConfig) -> None:
@@ -118,7 +137,7 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
         cls, cfg: SpeechToTextMultitaskConfig, **kwargs: object
     ) -> "SpeechToTextMultitaskTask":
         config_path = Path(cfg.data) / cfg.config_yaml
-        data_cfg = S2TDataConfig(config_path)
+        data_cfg = _read_data_config(config_path)
         tgt_dict = _load_dictionary(data_cfg, "vocab_filename", config_path)
         src_dict = _load_dictionary(data_cfg, "src_vocab_filename", config_path)
         logger.info(f"target dictionary: {len(tgt_dict)} types, source: {len(src_dict)} types")
@@ -157,20 +176,26 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
             self.bleu_bpe = self.build_bpe(None)
         return model
 
-    # ------------------------------------------------ checkpoint state: the training CMVN
+    # ------------------------------- checkpoint state: the training CMVN and dictionaries
 
     def state_dict(self) -> dict:
-        """fairseq saves this as ``task_state``: it records the CMVN of the training split."""
+        """fairseq saves this as ``task_state``: it records the CMVN of the training split and
+        the dictionaries and SentencePiece models (``checkpoints/data_files.py``)."""
         record = cmvn_record(self.data_cfg.config, self.data_cfg.root, is_train=True)
-        return {**super().state_dict(), TASK_STATE_KEY: record}
+        files = data_files_record(self.data_cfg.config, self.data_cfg.root)
+        return {**super().state_dict(), TASK_STATE_KEY: record, DATA_FILES_KEY: files}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """fairseq calls this when it loads a checkpoint (fairseq-generate): refuse a data
-        config whose CMVN differs from training (``checkpoints/cmvn.py``)."""
+        """fairseq calls this when it loads a checkpoint (fairseq-generate, the agent): refuse a
+        data folder whose CMVN, dictionaries or SentencePiece models differ from training."""
+        checkpoint = state_dict.get(LOADED_FROM_KEY, "the checkpoint")
         current = cmvn_record(self.data_cfg.config, self.data_cfg.root, is_train=False)
-        check_cmvn(state_dict, current, "the checkpoint",
+        check_cmvn(state_dict, current, checkpoint,
                    str(Path(self.cfg.data) / self.cfg.config_yaml))  # fmt: skip
-        super().load_state_dict({k: v for k, v in state_dict.items() if k != TASK_STATE_KEY})
+        check_data_files(state_dict, data_files_record(self.data_cfg.config, self.data_cfg.root),
+                         checkpoint)  # fmt: skip
+        ours = (TASK_STATE_KEY, DATA_FILES_KEY, LOADED_FROM_KEY)
+        super().load_state_dict({k: v for k, v in state_dict.items() if k not in ours})
 
     def build_criterion(self, cfg: DictConfig) -> FairseqCriterion:
         """fairseq's criterion, checked against the model built before it (e.g. --mt-weight

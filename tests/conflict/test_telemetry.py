@@ -12,8 +12,10 @@ from conflict_testing import toy_losses, toy_model, waitk_model
 from fairseq_mgcm.conflict import ConflictEngine, ConflictStats, ModuleConflict, partition
 from fairseq_mgcm.conflict.telemetry import (
     DEFAULT_INTERVAL,
+    TelemetryFileError,
     TelemetryWriter,
     read_windows,
+    run_label,
     summarize,
 )
 from fairseq_mgcm.recipe.results import _conflict_rate
@@ -115,3 +117,63 @@ def test_engine_records_cover_shared_modules() -> None:
     kinds = {r.kind for r in stats.records}
     assert {"attention", "ffn", "layernorm", "subsampler"} <= kinds
     assert all(-1 - 1e-9 <= r.cosine <= 1 + 1e-9 for r in stats.records if not math.isnan(r.cosine))
+
+
+def test_telemetry_of_another_run_is_refused_and_kept(tmp_path) -> None:
+    """A second training given the first's telemetry file used to drop every window of it (its
+    first update is 0, so "the updates it redoes" were all of them). Each line records its run
+    (the save dir, relative to the file's folder); another run is refused when it starts, and
+    the same run resumed appends as before."""
+    path = tmp_path / "conflict.jsonl"
+    first = TelemetryWriter(path, interval=2, run=run_label(tmp_path / "a", path))
+    for step in range(4):
+        first.add(_stats(), step)
+    first.close()
+    written = path.read_bytes()
+    assert {w.run for w in read_windows(path)} == {"a"}
+    with pytest.raises(TelemetryFileError) as refused:
+        TelemetryWriter(path, interval=2, run=run_label(tmp_path / "b", path))
+    assert str(refused.value) == (
+        f"--conflict-telemetry-jsonl {path}: holds the telemetry of another run (save dir "
+        f"{tmp_path / 'a'}); give this run (save dir {tmp_path / 'b'}) a file of its own")
+    assert path.read_bytes() == written
+    resumed = TelemetryWriter(path, interval=2, run="a")
+    for step in range(4, 6):
+        resumed.add(_stats(), step)
+    resumed.close()
+    assert [(w.first_step, w.last_step) for w in read_windows(path)] == [(0, 1), (2, 3), (4, 5)]
+    assert path.read_bytes().startswith(written)
+
+
+@pytest.mark.parametrize("kind", ["folder", "not_telemetry", "parent_is_a_file"])
+def test_a_path_that_cannot_be_telemetry_fails_at_start(tmp_path, kind) -> None:
+    """At the writer's construction (fairseq-train builds the optimizer before its first
+    update), not at the first checkpoint after the training so far."""
+    path = tmp_path / "conflict.jsonl"
+    expected = {"folder": f"{path}: is a folder; give a file path",
+                "not_telemetry": f"{path}:2: not a conflict telemetry line; the file is kept, "
+                                 "give this run a new path",
+                "parent_is_a_file": f"{path / 'c.jsonl'}: {path} is not a folder"}[kind]
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.write_text(json.dumps({"schema": 2, "last_step": 3}) + "\nnotes: my results\n")
+    target = path / "c.jsonl" if kind == "parent_is_a_file" else path
+    before = path.read_bytes() if path.is_file() else None
+    with pytest.raises(TelemetryFileError) as refused:
+        TelemetryWriter(target, run="checkpoints")
+    assert str(refused.value) == f"--conflict-telemetry-jsonl {expected}"
+    assert (path.read_bytes() if path.is_file() else None) == before
+
+
+def test_a_resumed_run_from_before_runs_were_recorded_appends(tmp_path) -> None:
+    """Lines without a run (written before this check) are taken as the resuming run's."""
+    path = tmp_path / "c.jsonl"
+    old = TelemetryWriter(path, interval=2)
+    for step in range(2):
+        old.add(_stats(), step)
+    old.close()
+    resumed = TelemetryWriter(path, interval=2, run="checkpoints")
+    resumed.add(_stats(), 2)
+    resumed.close()
+    assert [w.run for w in read_windows(path)] == [None, "checkpoints"]

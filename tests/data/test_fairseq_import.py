@@ -143,3 +143,85 @@ def test_import_with_the_release_writes_simuleval_inputs(fairseq_prepared, tmp_p
         str(fairseq_prepared.parent), "de", "dev").data}
     for source, row in zip(sources, rows):
         assert sf.info(split_dir / source).frames == fairseq_samples[row["id"]]
+
+
+# ---- every manifest row checked (docs/hostile_inputs.md, "Corpus texts and imported manifests")
+
+def _fields(path: Path, line_no: int, edit) -> None:
+    """Replace line ``line_no`` of a manifest by ``edit(its fields)`` (joined by tabs)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[line_no - 1] = "\t".join(edit(lines[line_no - 1].split("\t")))
+    path.write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+
+
+def _set(column: int, value):
+    """An edit setting field ``column`` (0 id, 1 audio, 2 n_frames) to ``value(old fields)``."""
+    return lambda fields: fields[:column] + [value(fields)] + fields[column + 1:]
+
+
+def _audio(fields, offset=0, length=0, zip_name=None) -> str:
+    name, start, size = fields[1].rsplit(":", 2)
+    return f"{zip_name or name}:{int(start) + offset}:{int(size) + length}"
+
+
+def _swap_audio(copy: Path, manifest: str) -> None:
+    """Lines 3 and 4 of a manifest point at each other's features."""
+    lines = [line.split("\t") for line in
+             (copy / manifest).read_text(encoding="utf-8").splitlines()]
+    lines[2][1:3], lines[3][1:3] = lines[3][1:3], lines[2][1:3]
+    (copy / manifest).write_text("".join("\t".join(x) + "\n" for x in lines), encoding="utf-8")
+
+
+# (case, edit of line 3 of dev_st.tsv and dev_asr.tsv alike (None: _swap_audio), message after
+# "<dev_st.tsv>:3: ")
+ROW_CASES = [
+    ("non_numeric_n_frames", _set(2, lambda f: f[2] + "x"), "n_frames '{n}x' is not a positive "
+     "integer"),
+    ("zero_n_frames", _set(2, lambda f: "0"), "n_frames '0' is not a positive integer"),
+    ("wrong_n_frames", _set(2, lambda f: str(int(f[2]) + 1)), "n_frames is {n1}, but member "
+     "{id}.npy of {zip} holds {n} frames"),
+    ("offset_off_by_one", _set(1, lambda f: _audio(f, offset=1)), "no member of {zip} has its "
+     "data at byte {o1} with {length} bytes"),
+    ("length_too_short", _set(1, lambda f: _audio(f, length=-8)), "no member of {zip} has its "
+     "data at byte {o} with {length8} bytes"),
+    ("past_the_zip_end", _set(1, lambda f: _audio(f, offset=10 ** 9)), "bytes {obig}-"),
+    ("short_row", lambda f: f[:3], "3 fields, expected 5 (id, audio, n_frames, tgt_text, "
+     "speaker)"),
+    ("long_row", lambda f: f + ["more"], "6 fields, expected 5"),
+    ("swapped_audio", None, "the audio of id {id} is member {other}.npy of {zip}, not {id}.npy"),
+]
+
+
+@pytest.mark.parametrize("case,edit,message", ROW_CASES, ids=[c[0] for c in ROW_CASES])
+def test_a_bad_manifest_row_names_file_and_line_exits_2_and_writes_nothing(
+        fairseq_prepared, tmp_path, capsys, case, edit, message):
+    copy = _copy(fairseq_prepared, tmp_path)
+    row = (copy / "dev_st.tsv").read_text(encoding="utf-8").splitlines()[2].split("\t")
+    other = (copy / "dev_st.tsv").read_text(encoding="utf-8").splitlines()[3].split("\t")
+    zip_name, offset, length = row[1].rsplit(":", 2)
+    for manifest in ("dev_st.tsv", "dev_asr.tsv"):
+        if edit is None:
+            _swap_audio(copy, manifest)
+        else:
+            _fields(copy / manifest, 3, edit)
+    out = tmp_path / "data"
+    code = _import_main(["--fairseq-dir", str(copy), "--out-dir", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    expected = message.format(n=row[2], n1=int(row[2]) + 1, id=row[0], other=other[0],
+                              zip=zip_name, o=offset, o1=int(offset) + 1,
+                              obig=int(offset) + 10 ** 9, length=length,
+                              length8=int(length) - 8)
+    assert err.startswith(f"import_fairseq_mustc.py: error: {copy / 'dev_st.tsv'}:3: {expected}")
+    assert not out.exists()
+
+
+def _import_main(argv: list[str]) -> int:
+    """scripts/import_fairseq_mustc.py's main, in this process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "import_fairseq_mustc", REPO / "scripts" / "import_fairseq_mustc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)

@@ -124,3 +124,26 @@ def test_plain_optimizer_gets_the_plain_sum() -> None:
         torch.testing.assert_close(got, want)
     with pytest.raises(KeyError, match="primary"), multitask_backward(optimizer, model) as bw:
         bw(model(x, targets), primary="mt")
+
+
+def test_telemetry_records_its_run_and_another_run_is_refused_at_build(tmp_path) -> None:
+    """The optimizer is built when fairseq-train starts: a second training pointed at the
+    first's telemetry fails there, with the one-line reason, instead of deleting it."""
+    from fairseq_mgcm.conflict import ConflictStats, ModuleConflict
+    from fairseq_mgcm.conflict.telemetry import TelemetryFileError
+
+    telemetry = tmp_path / "conflict.jsonl"
+    flags = [*WRAPPER, "--conflict-method", "mgcm", "--conflict-telemetry-jsonl", str(telemetry)]
+    params = list(ThreeTaskModel().parameters())
+    first = optim.build_optimizer(parsed_cfg(*flags, "--save-dir", str(tmp_path / "a")).optimizer,
+                                  params)
+    writer = first.conflict_backward._writer
+    assert writer.run == "a"  # fairseq's --save-dir, relative to the telemetry's folder
+    writer.add(ConflictStats("mgcm", "st", (
+        ModuleConflict("enc.0.attn", "attention", ("st", "ctc"), -0.5, True),)), 0)
+    writer.close()
+    written = telemetry.read_bytes()
+    other = parsed_cfg(*flags, "--save-dir", str(tmp_path / "b"))
+    with pytest.raises(TelemetryFileError, match="holds the telemetry of another run"):
+        optim.build_optimizer(other.optimizer, params)
+    assert telemetry.read_bytes() == written

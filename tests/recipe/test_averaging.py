@@ -83,3 +83,49 @@ def test_cli_names_a_bad_checkpoint_in_one_line(tmp_path, content):
     lines = result.stderr.strip().splitlines()  # the error alone (no fairseq import, no notice)
     assert len(lines) == 1 and str(bad) in lines[0] and "weights_only" not in lines[0]
     assert not (tmp_path / "avg.pt").exists()
+
+
+OVERWRITES = [
+    ("checkpoint3.pt", "one of the checkpoints being averaged"),
+    ("checkpoint_last.pt", "named like a checkpoint fairseq-train writes"),
+    ("checkpoint_best.pt", "named like a checkpoint fairseq-train writes"),
+    ("checkpoint9.pt", "named like a checkpoint fairseq-train writes"),
+    ("checkpoint_3_300.pt", "named like a checkpoint fairseq-train writes"),
+    ("checkpoint.best_loss_2.31.pt", "named like a checkpoint fairseq-train writes"),
+]
+
+
+@pytest.mark.parametrize("output, reason", [pytest.param(*case, id=case[0]) for case in OVERWRITES])
+def test_averaging_never_overwrites_an_input_or_a_trainings_checkpoint(tmp_path, output, reason):
+    """--output among the inputs (it was overwritten with the average), or named like what a
+    training writes (a resume or a later averaging would take the average for an epoch)."""
+    for epoch in (1, 2, 3):
+        _save(tmp_path / f"checkpoint{epoch}.pt", epoch, epoch)
+    _save(tmp_path / "checkpoint_last.pt", 3, 3)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ValueError) as refused:
+        average_checkpoints(last_checkpoints(tmp_path, 2), tmp_path / output)
+    assert str(refused.value) == (f"--output {tmp_path / output}: {reason}; choose another name "
+                                  "(e.g. checkpoint_avg.pt)")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_cli_refuses_an_output_among_its_inputs_in_one_line(tmp_path):
+    for epoch in (1, 2):
+        _save(tmp_path / f"checkpoint{epoch}.pt", epoch, epoch)
+    before = (tmp_path / "checkpoint2.pt").read_bytes()
+    result = _average_cli("--save-dir", tmp_path, "--num", "2", "--output",
+                          tmp_path / "checkpoint2.pt")
+    assert result.returncode == 2
+    assert result.stderr == (f"average_checkpoints: --output {tmp_path / 'checkpoint2.pt'}: one "
+                             "of the checkpoints being averaged; choose another name (e.g. "
+                             "checkpoint_avg.pt)\n")
+    assert (tmp_path / "checkpoint2.pt").read_bytes() == before
+
+
+def test_an_input_reached_through_a_link_is_still_an_input(tmp_path):
+    _save(tmp_path / "checkpoint1.pt", 1, 1)
+    (tmp_path / "avg.pt").symlink_to(tmp_path / "checkpoint1.pt")
+    with pytest.raises(ValueError, match="one of the checkpoints being averaged"):
+        average_checkpoints([tmp_path / "checkpoint1.pt"], tmp_path / "avg.pt")
+    assert torch.load(tmp_path / "checkpoint1.pt")["model"]["n"].item() == 1

@@ -36,9 +36,10 @@ def _write_run(root: Path, hyps: list[str], refs: list[str], al: float,
     root.mkdir(parents=True)
     generate = "".join(f"S-{i}\tsrc\nT-{i}\t{r}\nH-{i}\t-0.5\t{h}\nD-{i}\t-0.5\t{h}\n"
                        for i, (h, r) in reversed(list(enumerate(zip(hyps, refs)))))
-    bleu = BLEU().corpus_score(hyps, [refs]).score
-    (root / "generate-tst-COMMON.txt").write_text(generate + f"Generate tst-COMMON: BLEU = {bleu:.2f}\n")
-    (root / "offline_bleu.txt").write_text(f"Generate tst-COMMON with beam=1: BLEU = {bleu:.2f}\n")
+    score = BLEU().corpus_score(hyps, [refs])
+    bleu, last = score.score, f"Generate tst-COMMON with beam=1: {score.format()}\n"
+    (root / "generate-tst-COMMON.txt").write_text(generate + last)  # fairseq-generate's format
+    (root / "offline_bleu.txt").write_text(last)
     run = root / "simul" / "k3_seg160"
     run.mkdir(parents=True)
     run.joinpath("instances.log").write_text("".join(

@@ -9,6 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from fairseq_mgcm.recipe.jobs import Job, schedule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +75,9 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_sigterm_ends_every_run_and_what_it_started(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_sigterm_ends_every_run_and_what_it_started(tmp_path, signum):
+    """SIGTERM (kill) or SIGINT (Ctrl-C): every run's group, its children's children too."""
     scheduler = subprocess.Popen([sys.executable, "-c", SCHEDULER, str(tmp_path)], cwd=ROOT,
                                  stderr=subprocess.PIPE, text=True)
     files = [tmp_path / f"{n}.{kind}" for n in ("a", "b") for kind in ("pid", "grand")]
@@ -83,7 +87,7 @@ def test_sigterm_ends_every_run_and_what_it_started(tmp_path):
         time.sleep(0.05)
     pids = [int(f.read_text()) for f in files]
     assert all(_alive(pid) for pid in pids)
-    scheduler.send_signal(signal.SIGTERM)
+    scheduler.send_signal(signum)
     _, err = scheduler.communicate(timeout=120)
     assert scheduler.returncode != 0
     assert "stopped: ending 2 run(s)" in err

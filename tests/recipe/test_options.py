@@ -4,6 +4,7 @@ The end-to-end wiring (run.sh exits 2 before writing, prints these messages) is 
 per kind in tests/recipe/test_run_sh.py; the combinations are here.
 """
 import logging
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -69,6 +70,30 @@ def settings(*args: str):
     (["--corpus", "text", "--src-text", "README.md", "--tgt-text", "README.md",
       "--test-text", "README.md nope.de"], "--test-text: nope.de: no such file"),
     (["--exp-dir", "README.md"], "--exp-dir README.md: exists and is not a folder"),
+    # issue 20 item 7: values that used to be accepted and fail after training
+    (["--k-list", "3 0 7"], "--k-list '3 0 7': k 0 must be at least 1 (wait-k reads k steps"),
+    (["--n-average", "0"], "--n-average 0: must be at least 1 (stage 4 averages at least one"),
+    (["--beam", "0"], "--beam 0: must be at least 1 (stage 5 decodes with at least one"),
+    (["--recipe", "configs/recipes/demo.sh", "--extra-train-args", "--max-update 2"],
+     "--extra-train-args: --max-update 2 ends training before the end of epoch 3 (every epoch "
+     "takes at least one update), so it leaves fewer than the 3 epoch checkpoints stage 4 "
+     "averages (--n-average 3); budget in epochs (--max-epoch 3 --max-update 0)"),
+    (["--recipe", "configs/recipes/demo.sh", "--train-budget", "--max-epoch 2"],
+     "--train-budget: --max-epoch 2 leaves 2, fewer than the 3 epoch checkpoints stage 4 "
+     "averages (--n-average 3); raise it to 3, lower --n-average, or stop at --stop-stage 3"),
+    (["--extra-train-args", "--max-epoch 12 --save-interval=3"],
+     "--extra-train-args: --max-epoch 12 leaves 4 (one per --save-interval 3 epochs), fewer"),
+    (["--extra-train-args", "--no-epoch-checkpoints"],
+     "--extra-train-args: --no-epoch-checkpoints writes none of the 5 epoch checkpoints"),
+    (["--model-args", "configs/model/tiny.args", "--n-average", "4"],
+     "configs/model/tiny.args:10: --keep-last-epochs 3 keeps fewer than the 4 epoch checkpoints"),
+    (["--extra-train-args", "--max-epoch x"], "--extra-train-args: --max-epoch 'x' is not an int"),
+    (["--extra-train-args", "--conflict-telemetry-jsonl t.jsonl"],
+     "--extra-train-args: --conflict-telemetry-jsonl: the recipe sets it per run (in --exp-dir)"),
+    (["--train-budget", "--save-dir=/tmp/x"], "--train-budget: --save-dir: the recipe sets it"),
+    (["--exp-dir", "README.md/exp"], "--exp-dir README.md/exp: lies below the file README.md"),
+    (["--data-dir", "README.md"], "--data-dir README.md: exists and is not a folder"),
+    (["--data-dir", "docs/recipe.md/data"], "--data-dir docs/recipe.md/data: lies below the file"),
     (["--PATH", "/x"], "unknown option --PATH (see --help)"),
     (["--no-such-flag", "1"], "unknown option --no-such-flag"),
     (["--stage"], "option --stage needs a value"),
@@ -187,7 +212,7 @@ def test_a_passed_flag_check_is_remembered_until_a_flag_file_changes(tmp_path, m
     assert logging.root.manager.disable == disabled  # fairseq's chatter muted only meanwhile
     configure.check_training_flags(settings())
     assert len(parsed) == 1  # remembered
-    configure.check_training_flags(settings("--extra-train-args", "--max-epoch 1"))
+    configure.check_training_flags(settings("--extra-train-args", "--max-epoch 4"))
     assert len(parsed) == 2
     model.write_text(model.read_text() + "--report-accuracy\n")
     with pytest.raises(train_flags.BadFlag):
@@ -195,3 +220,53 @@ def test_a_passed_flag_check_is_remembered_until_a_flag_file_changes(tmp_path, m
     with pytest.raises(train_flags.BadFlag):  # not remembered: checked again, refused again
         configure.check_training_flags(settings())
     assert len(parsed) == 4
+
+
+@pytest.mark.parametrize("args", [
+    ["--recipe", "configs/recipes/demo.sh", "--extra-train-args", "--max-update 2",
+     "--stop-stage", "3"],  # training only: no epoch checkpoints needed
+    ["--recipe", "configs/recipes/demo.sh", "--extra-train-args", "--max-epoch 3"],
+    ["--extra-train-args", "--max-epoch 1", "--n-average", "1"],
+    ["--extra-train-args", "--max-epoch 1 --max-epoch 6"],  # the last value counts
+    ["--model-args", "configs/model/tiny.args", "--n-average", "3"],
+])
+def test_budgets_that_give_stage_4_its_checkpoints_pass(args):
+    settings(*args)
+
+
+def test_every_shipped_recipe_passes_the_checks():
+    """Budgets included: the paper's 100k updates (configs/model/s.args) too, since how many
+    epochs they make is known only once training runs (fairseq_mgcm/recipe/budget.py)."""
+    for recipe in sorted((ROOT / "configs" / "recipes").glob("*.sh")):
+        values = parse(["--recipe", str(recipe.relative_to(ROOT))])
+        assert values is not None
+        values["corpus"] = "builtin"  # MuST-C and the Multi30k text are not in the checkout
+        assert check(values).values["n_average"] in ("3", "5"), recipe.name
+
+
+def test_an_exp_dir_that_cannot_be_written_is_refused(tmp_path, monkeypatch):
+    """Checked with os.access (the tests may run as root, for whom every folder is writable)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked
+                        and real(path, mode))
+    with pytest.raises(BadOption, match=f"--exp-dir {locked}/exp: {locked}, where it would be "
+                       "made, is not writable"):
+        settings("--exp-dir", str(locked / "exp"))
+    with pytest.raises(BadOption, match=f"--data-dir {locked}: the folder is not writable"):
+        settings("--exp-dir", str(tmp_path / "exp"), "--data-dir", str(locked))
+    # prepared data that stage 1 does not write may be read-only
+    settings("--exp-dir", str(tmp_path / "exp"), "--data-dir", str(locked), "--stage", "2")
+
+
+def test_a_run_folder_or_telemetry_path_of_the_wrong_kind_is_refused(tmp_path):
+    exp = tmp_path / "exp"
+    (exp / "mgcm").mkdir(parents=True)
+    (exp / "mgcm" / "conflict.jsonl").mkdir()
+    with pytest.raises(BadOption, match="conflict.jsonl .the conflict telemetry of run mgcm. is "
+                       "a folder, not a file"):
+        settings("--exp-dir", str(exp), "--methods", "mgcm")
+    (exp / "none").write_text("")
+    with pytest.raises(BadOption, match="none .the folder of run none. exists and is not a"):
+        settings("--exp-dir", str(exp), "--methods", "none")

@@ -37,6 +37,8 @@ def run_recipe(*args: str, timeout: int = 300, **env: str) -> subprocess.Complet
     (["--stage", "abc"], "ERROR: --stage 'abc': expected a non-negative integer"),
     (["--no-such-flag", "1"], "ERROR: unknown option --no-such-flag (see --help)"),
     (["--corpus", "mustc", "--mustc-root", ""], "ERROR: MUSTC_ROOT is not set"),
+    (["--extra-train-args", "--max-update 2"],  # stage 4 would have no epoch checkpoint
+     "ERROR: --extra-train-args: --max-update 2 ends training before the end of epoch 5"),
 ])
 def test_bad_options_exit_2_naming_the_option_before_writing(tmp_path, args, message):
     exp = tmp_path / "exp"

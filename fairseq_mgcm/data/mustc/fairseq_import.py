@@ -17,7 +17,7 @@ given the raw release too, SimulEval inputs for the evaluation splits (our segme
 fairseq's). Everything is read and checked before anything is written.
 """
 import csv
-import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +25,12 @@ import yaml
 
 from fairseq_mgcm.atomic_files import copy_file, write_text
 from fairseq_mgcm.data.errors import CorpusError, where
+from fairseq_mgcm.data.mustc.fairseq_zip import FeatureZips
 from fairseq_mgcm.data.mustc.prepare import simuleval_stage
 from fairseq_mgcm.data.mustc.reader import SplitData, find_lang_dir, read_split
 
 MANIFEST_COLUMNS = ("id", "audio", "n_frames", "src_text", "tgt_text", "speaker")
 _FAIRSEQ_COLUMNS = ("id", "audio", "n_frames", "tgt_text")
-_NPY_MAGIC = b"\x93NUMPY"
 # Keys of fairseq's config copied as they are (everything else is rewritten or refused).
 _COPIED_KEYS = ("input_channels", "input_feat_per_channel", "specaugment", "transforms",
                 "feature_transforms")
@@ -55,9 +55,29 @@ def _read_fairseq_tsv(path: Path) -> list[tuple[int, dict[str, str]]]:
             if missing:
                 raise CorpusError(f"{where(path, 1)}: missing column(s) {', '.join(missing)} "
                                   f"(a fairseq MuST-C manifest has {', '.join(columns) or 'none'})")
-            return [(reader.line_num, dict(row)) for row in reader]
+            return [(reader.line_num, _whole_row(row, columns, path, reader.line_num))
+                    for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise CorpusError(f"{path}: cannot read manifest ({e})") from e
+
+
+def _whole_row(row: dict, columns: list[str], path: Path, line: int) -> dict[str, str]:
+    """The row, if it has exactly the header's fields: a short row (a torn last line) would
+    leave some columns empty, a long one would shift them."""
+    extra = row.get(None) or []
+    values = [v for k, v in row.items() if k is not None and v is not None]
+    if extra or len(values) != len(columns):
+        raise CorpusError(f"{where(path, line)}: {len(values) + len(extra)} fields, expected "
+                          f"{len(columns)} ({', '.join(columns)})")
+    if not row["id"]:
+        raise CorpusError(f"{where(path, line)}: empty id")
+    return dict(row)
+
+
+def _n_frames(value: str, path: Path, line: int) -> int:
+    if not re.fullmatch(r"[0-9]+", value) or int(value) == 0:
+        raise CorpusError(f"{where(path, line)}: n_frames {value!r} is not a positive integer")
+    return int(value)
 
 
 def _by_id(path: Path, rows: list[tuple[int, dict[str, str]]]) -> dict[str, tuple[int, dict]]:
@@ -89,49 +109,15 @@ def _join(name: str, st_path: Path, asr_path: Path) -> list[tuple[int, dict, dic
     return joined
 
 
-class _ZipLocator:
-    """Finds the feature zip a manifest names, also after the folder has moved: fairseq writes
-    absolute paths, so a zip that is not where the manifest says is looked for by name next to
-    the manifests."""
-
-    def __init__(self, fairseq_dir: Path, out_dir: Path) -> None:
-        self._fairseq_dir = fairseq_dir
-        self._out_dir = out_dir.resolve()
-        self._found: dict[str, str] = {}
-
-    def relative(self, audio: str, manifest: Path, line: int) -> str:
-        parts = audio.rsplit(":", 2)
-        if len(parts) != 3 or not (parts[1].isdigit() and parts[2].isdigit()):
-            raise CorpusError(f"{where(manifest, line)}: audio {audio!r} is not "
-                              f"'<zip>:<offset>:<length>' (fbank features in a zip are needed)")
-        zip_name, offset = parts[0], int(parts[1])
-        if zip_name not in self._found:
-            self._found[zip_name] = self._locate(zip_name, offset, manifest, line)
-        return f"{self._found[zip_name]}:{parts[1]}:{parts[2]}"
-
-    def _locate(self, zip_name: str, offset: int, manifest: Path, line: int) -> str:
-        written = Path(zip_name)
-        candidates = [written if written.is_absolute() else self._fairseq_dir / written,
-                      self._fairseq_dir / written.name]
-        path = next((p for p in candidates if p.is_file()), None)
-        if path is None:
-            raise CorpusError(f"{where(manifest, line)}: feature zip {zip_name} not found "
-                              f"(looked for {' and '.join(str(p) for p in candidates)})")
-        with open(path, "rb") as f:
-            f.seek(offset)
-            if f.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
-                raise CorpusError(f"{where(manifest, line)}: {path} holds no .npy at byte "
-                                  f"{offset}; was the zip rebuilt after the manifest was written?")
-        return os.path.relpath(path.resolve(), self._out_dir)
-
-
 def _clean(text: str) -> str:
     return " ".join(text.split())  # our manifests cannot hold tabs or newlines
 
 
 def read_fairseq_split(
-    fairseq_dir: Path, split: str, locator: _ZipLocator
+    fairseq_dir: Path, split: str, zips: FeatureZips
 ) -> FairseqSplit:
+    """A split's two manifests joined, every row checked (fields, ``n_frames``, its features
+    in the zip)."""
     st_path, asr_path = fairseq_dir / f"{split}_st.tsv", fairseq_dir / f"{split}_asr.tsv"
     if not st_path.is_file() or not asr_path.is_file():
         have, lacks = (st_path, asr_path) if st_path.is_file() else (asr_path, st_path)
@@ -142,9 +128,10 @@ def read_fairseq_split(
                           f"with --task {'asr' if lacks == asr_path else 'st'} too")
     rows = []
     for line, st_row, asr_row in _join(split, st_path, asr_path):
-        rows.append({"id": st_row["id"],
-                     "audio": locator.relative(st_row["audio"], st_path, line),
-                     "n_frames": st_row["n_frames"], "src_text": _clean(asr_row["tgt_text"]),
+        n_frames = _n_frames(st_row["n_frames"], st_path, line)
+        audio = zips.relative(st_row["audio"], st_row["id"], n_frames, where(st_path, line))
+        rows.append({"id": st_row["id"], "audio": audio, "n_frames": str(n_frames),
+                     "src_text": _clean(asr_row["tgt_text"]),
                      "tgt_text": _clean(st_row["tgt_text"]),
                      "speaker": _clean(st_row.get("speaker") or "")})
     return FairseqSplit(split, st_path, asr_path, rows)
@@ -249,8 +236,8 @@ def import_fairseq(
     cmvn = None
     if "global_cmvn" in st_cfg:
         cmvn = _named_file(st_cfg, ("global_cmvn", "stats_npz_path"), st_path, fairseq_dir)
-    locator = _ZipLocator(fairseq_dir, out_dir)
-    data = [read_fairseq_split(fairseq_dir, split, locator) for split in splits]
+    with FeatureZips(fairseq_dir, out_dir) as zips:
+        data = [read_fairseq_split(fairseq_dir, split, zips) for split in splits]
     simuleval = []
     if mustc_root is not None:
         lang_dir = find_lang_dir(Path(mustc_root), "en", tgt_lang)

@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 from torchaudio.compliance import kaldi
 
-from fairseq_mgcm.data.audio import SAMPLE_RATE, resample_int16
+from fairseq_mgcm.data.audio import SAMPLE_RATE, downmix, resample_int16
 from fairseq_mgcm.data.errors import CorpusError
 from fairseq_mgcm.data.mustc.reader import Talk, clamped_samples
 
@@ -23,7 +23,8 @@ N_MEL_BINS = 80
 
 
 def read_segments(talk: Talk) -> list[np.ndarray]:
-    """Each segment of ``talk`` as float32 samples in [-1, 1] at 16 kHz, mono.
+    """Each segment of ``talk`` as float32 samples in [-1, 1] at 16 kHz, mono (the channels'
+    mean, as the agent down-mixes: ``audio.downmix``).
 
     Only the needed frames are read. Samples are cut as fairseq's ``prep_mustc_data.py`` cuts
     them: ``start = int(offset * rate)``, ``length = int(duration * rate)`` (truncated, at the
@@ -37,7 +38,7 @@ def read_segments(talk: Talk) -> list[np.ndarray]:
             for seg in talk.segments:
                 start, stop = clamped_samples(seg, rate, frames)
                 f.seek(start)
-                audio = f.read(stop - start, dtype="float32", always_2d=True).mean(axis=1)
+                audio = downmix(f.read(stop - start, dtype="float32", always_2d=True))
                 if len(audio) < stop - start:
                     raise CorpusError(f"{talk.wav}: audio ends early (truncated file?) while "
                                       f"reading segment {seg.id}")

@@ -30,7 +30,7 @@ from fairseq_mgcm.atomic_files import (
     write_lines,
     write_text,
 )
-from fairseq_mgcm.data.audio import SAMPLE_RATE, write_wav
+from fairseq_mgcm.data.audio import SAMPLE_RATE, downmix_warning, write_wav
 from fairseq_mgcm.data.errors import CorpusError, where
 from fairseq_mgcm.data.mustc import specaugment as specaugment_policies
 from fairseq_mgcm.data.mustc import stages
@@ -71,7 +71,7 @@ def _check_sample_rates(data: SplitData, resample: bool) -> None:
             log(f"warning: {talk.wav} is {talk.sample_rate} Hz; resampling its segments to "
                 f"{SAMPLE_RATE} Hz")
         if talk.channels != 1:
-            log(f"warning: {talk.wav} has {talk.channels} channels; averaging them to mono")
+            log(f"warning: {downmix_warning(talk.wav, talk.channels)}")
 
 
 def _inputs_signature(data: SplitData) -> dict:

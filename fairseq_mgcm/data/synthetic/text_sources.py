@@ -6,6 +6,7 @@ before they are split.
 """
 import gzip
 import random
+import zlib
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -37,32 +38,41 @@ def _decode(raw: bytes, path: Path, line_no: int) -> str:
                           f"{e.reason}); convert the file with iconv") from e
 
 
-def _read_lines(path: Path, max_lines: int | None) -> list[str]:
+def _read_lines(path: Path, max_lines: int | None) -> tuple[list[str], int]:
+    """The first ``max_lines`` lines (all without it), checked, and the file's whole line
+    count: the lines past ``max_lines`` are counted, not decoded, so a line missing anywhere
+    in a large file is still seen by the caller's count comparison."""
     lines = []
+    count = 0
     try:
         with _open_text(path) as f:
-            for line_no, raw in enumerate(f, start=1):
-                if max_lines is not None and line_no > max_lines:
-                    break
+            for count, raw in enumerate(f, start=1):
+                if max_lines is not None and count > max_lines:
+                    continue
                 # split() also removes tabs and line breaks, which the TSVs cannot hold
-                text = " ".join(_decode(raw, path, line_no).split())
+                text = " ".join(_decode(raw, path, count).split())
                 if not text:
-                    raise CorpusError(f"{where(path, line_no)}: empty text line")
+                    raise CorpusError(f"{where(path, count)}: empty text line")
                 lines.append(text)
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise CorpusError(f"{path}: cannot read text ({e})") from e
-    return lines
+    return lines, count
 
 
 def read_parallel_text(src: Path, tgt: Path, max_sentences: int | None = None) -> list:
-    """Line-aligned (source, target) pairs from two text files (``.gz`` allowed)."""
-    src_lines = _read_lines(src, max_sentences)
-    tgt_lines = _read_lines(tgt, max_sentences)
-    if len(src_lines) != len(tgt_lines):
-        short, n = min((src, len(src_lines)), (tgt, len(tgt_lines)), key=lambda x: x[1])
+    """Line-aligned (source, target) pairs from two text files (``.gz`` allowed): the first
+    ``max_sentences`` of them, but only once both files, read whole, have as many lines.
+
+    Comparing only the lines used would pass a target file with one line missing early on:
+    every later pair would be shifted by one, silently. Only the counts are known, so a
+    mismatch names the range the missing or extra line lies in, not a guessed line.
+    """
+    src_lines, n_src = _read_lines(src, max_sentences)
+    tgt_lines, n_tgt = _read_lines(tgt, max_sentences)
+    if n_src != n_tgt:
         raise CorpusError(
-            f"{src} has {len(src_lines)} lines but {tgt} has {len(tgt_lines)}; they must be "
-            f"line-aligned ({where(short, n + 1)} is the first line without a partner)"
+            f"{src} has {n_src} lines, {tgt} has {n_tgt}; they must be line-aligned (a line "
+            f"is missing or extra somewhere in lines 1-{min(n_src, n_tgt) + 1})"
         )
     if not src_lines:
         raise CorpusError(f"{src}: no text lines")
