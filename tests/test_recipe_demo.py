@@ -118,13 +118,13 @@ def test_asr_pretraining_added_later_trains_it_and_the_st_model_afresh(demo, tmp
     shared run. ``--asr-pretrain true`` on the finished demo trains the ASR model (stage 2); the
     ST model now starts from that encoder, so its training of the old start is set aside (kept,
     not resumed: resuming would ignore the encoder) and it trains afresh. Stages 0-1 are up to
-    date. Budget: the ASR model's first 3 updates (its shipped overlay plus --max-update 3), one
-    epoch of the ST model, stages 0-3 only."""
+    date. Budget: the first 3 updates of each (the ASR model's shipped overlay plus --max-update
+    3), stages 0-3 only."""
     asr_args = tmp_path / "asr_pretrain.args"
     asr_args.write_text((ROOT / "configs/overlays/asr_pretrain.args").read_text()
                         + "--max-update 3\n")
     run = run_recipe(*DEMO_ARGS, "--asr-pretrain", "true", "--asr-args", str(asr_args),
-                     "--extra-train-args", "--max-epoch 1",
+                     "--extra-train-args", "--max-update 3",
                      "--stop-stage", "3", "--exp-dir", str(demo), script=DEMO_SH)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Stage 0: corpus" in run.stderr and "is up to date" in run.stderr

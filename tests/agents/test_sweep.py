@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -36,6 +37,19 @@ def sweep(checkpoint: Path, data: Path, out: Path, *flags: str) -> subprocess.Co
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     return result
+
+
+def sweep_here(caplog: pytest.LogCaptureFixture, checkpoint: Path, data: Path, out: Path,
+               *flags: str) -> str:
+    """The sweep in this process (the command's own ``main``; the command line itself is run by
+    the other tests here); returns what it logged."""
+    from fairseq_mgcm.agents.sweep import main
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        main(["--checkpoint", str(checkpoint), "--data-dir", str(data), "--output-dir", str(out),
+              *flags])
+    return caplog.text
 
 
 def rows(out: Path) -> list[dict[str, str]]:
@@ -89,30 +103,33 @@ def test_runs_in_one_process_equal_the_simuleval_command(
 
 
 def test_changed_checkpoint_or_max_instances_is_evaluated_again(
-    trained_tiny: dict[str, Path], prepared_tiny: Path, tmp_path: Path
+    trained_tiny: dict[str, Path], prepared_tiny: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     checkpoint = tmp_path / "checkpoint_avg.pt"
     shutil.copy(trained_tiny["chunk-causal"], checkpoint)
     out = tmp_path / "simul"
-    sweep(checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "2")
+    sweep_here(caplog, checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "2")
     run = out / f"k2_seg{READ_STEP_MS}"  # the default segment size is the model's read step
     assert [(r["segment_size"], r["n_instances"]) for r in rows(out)] == [(str(READ_STEP_MS), "2")]
     first = (run / "instances.log").stat().st_mtime_ns
 
-    again = sweep(checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "2")
-    assert "done before with the same checkpoint" in again.stderr
+    again = sweep_here(caplog, checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "2")
+    assert "done before with the same checkpoint" in again
     assert (run / "instances.log").stat().st_mtime_ns == first  # not re-run
 
-    more = sweep(checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "3")
-    assert "changed: max_instances" in more.stderr
+    more = sweep_here(caplog, checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "3")
+    assert "changed: max_instances" in more
     assert rows(out)[0]["n_instances"] == "3"
 
     # Retrained / replaced: another model at the same path.
     shutil.copy(trained_tiny["bidirectional"], checkpoint)
-    replaced = sweep(checkpoint, prepared_tiny, out, "--k", "2", "--max-instances", "3")
-    assert "changed: checkpoint" in replaced.stderr
+    replaced = sweep_here(caplog, checkpoint, prepared_tiny, out, "--k", "2",
+                          "--max-instances", "3")
+    assert "changed: checkpoint" in replaced
     fresh = tmp_path / "fresh"
-    sweep(trained_tiny["bidirectional"], prepared_tiny, fresh, "--k", "2", "--max-instances", "3")
+    sweep_here(caplog, trained_tiny["bidirectional"], prepared_tiny, fresh, "--k", "2",
+               "--max-instances", "3")
     assert predictions(run) == predictions(fresh / f"k2_seg{READ_STEP_MS}")
     assert not list(out.glob("*.partial"))
 
