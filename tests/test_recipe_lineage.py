@@ -13,21 +13,21 @@ from recipe_runs import ROOT, SMALL, _env, read_generate, run_recipe
 
 pytestmark = pytest.mark.slow
 
-# The demo's model, one method, one k; two epochs so that --n-average can change to 2. Stage 7
-# (the table, always redone) is left out.
-ARGS = ["--recipe", "configs/recipes/demo.sh", *SMALL, "--methods", "none", "--k-list", "3",
+# The demo's model, one method; two epochs so that --n-average can change to 2. Stages 0-5: the
+# sweep (6) keys each of its runs on the checkpoint's and the data's content itself
+# (tests/agents/test_sweep.py, test_sweep_inputs.py), and stage 7 always runs.
+ARGS = ["--recipe", "configs/recipes/demo.sh", *SMALL, "--methods", "none",
         "--n-average", "1", "--extra-train-args", "--max-epoch 2 --max-tokens 4000",
-        "--stop-stage", "6"]
+        "--stop-stage", "5"]
 
 
 def stages_that_ran(stderr: str) -> set[str]:
     """What a run of run.sh did, by its log: the prepared splits (prepare_mustc.py names each
-    step it redoes; an up-to-date one says "up to date"), and stages 3-6."""
+    step it redoes; an up-to-date one says "up to date"), and stages 3-5."""
     ran = {f"prepare {split}" for split in ("train", "dev", "tst-COMMON")
            if re.search(rf"^\[prepare\] {split}: computing features", stderr, re.MULTILINE)}
     patterns = {"train": r"Stage 3: train ", "average": r"Stage 4: average ",
-                "offline": r"Stage 5: offline BLEU of \S+ on ",
-                "sweep": r"k=3 segment=\d+ ms \((?!done before)"}
+                "offline": r"Stage 5: offline BLEU of \S+ on "}
     ran |= {stage for stage, pattern in patterns.items() if re.search(pattern, stderr)}
     return ran
 
@@ -51,20 +51,19 @@ def test_each_changed_input_redoes_exactly_the_stages_downstream_of_it(tmp_path:
         assert run.returncode == 0, run.stderr[-4000:]
         return stages_that_ran(run.stderr)
 
-    every = {"prepare train", "prepare dev", "prepare tst-COMMON", "train", "average",
-             "offline", "sweep"}
+    every = {"prepare train", "prepare dev", "prepare tst-COMMON", "train", "average", "offline"}
     assert rerun() == every  # (a re-run that rewrites nothing: test_recipe_demo.py)
 
     # The test references: the test split is prepared again and decoded again; no training.
     text = corpus / "en-de" / "data"
     _edit_first_line(text / "tst-COMMON" / "txt" / "tst-COMMON.de", "ein ganz neuer satz")
-    assert rerun() == {"prepare tst-COMMON", "offline", "sweep"}
+    assert rerun() == {"prepare tst-COMMON", "offline"}
     offline = read_generate(exp / "none" / "generate-tst-COMMON.txt")
     assert "ein ganz neuer satz" in offline.references.values()
 
     # The dev references: what training reads changed, so it starts afresh (the old model kept).
     _edit_first_line(text / "dev" / "txt" / "dev.de", "noch ein neuer satz")
-    assert rerun() == {"prepare dev", "train", "average", "offline", "sweep"}
+    assert rerun() == {"prepare dev", "train", "average", "offline"}
     stale = list((exp / "none" / "stale").glob("*/checkpoints/checkpoint_last.pt"))
     assert len(stale) == 1
     train_log = (exp / "none" / "checkpoints" / "train.log").read_text()
@@ -73,7 +72,7 @@ def test_each_changed_input_redoes_exactly_the_stages_downstream_of_it(tmp_path:
     # Settings: a longer budget resumes the training (the same data), and another --n-average
     # redoes the average; what reads them follows.
     longer = ["--n-average", "2", "--extra-train-args", "--max-epoch 3 --max-tokens 4000"]
-    assert rerun(*longer) == {"train", "average", "offline", "sweep"}
+    assert rerun(*longer) == {"train", "average", "offline"}
     log = (exp / "none" / "checkpoints" / "train.log").read_text()
     assert re.search(r"Loaded checkpoint \S+none/checkpoints/checkpoint_last\.pt", log)
     assert "| train | epoch 003 |" in log

@@ -58,6 +58,7 @@ def test_paper_recipe_runs_on_cpu_as_shipped(tmp_path, mustc_corpus):
     assert "none mgcm pcgrad discard" in (ROOT / "configs/recipes/mustc_s.sh").read_text()
     run = run_recipe(*command, "--mustc-root", str(mustc_corpus), "--methods", " ".join(METHODS),
                      "--ngpus", "0", "--exp-dir", str(exp), *SMALL, "--beam", "1",
+                     "--eval-max-instances", "1",  # the untrained model decodes to its limit
                      "--n-average", "1",  # PAPER_BUDGET is one epoch checkpoint
                      "--extra-train-args", PAPER_BUDGET, timeout=2400)
     assert run.returncode == 0, run.stderr[-4000:]
@@ -77,7 +78,7 @@ def test_eight_gpu_overlay_trains_as_two_cpu_processes(tmp_path, mustc_corpus):
     assert "configs/hardware/8gpu.args" in command
     run = run_recipe(*command, "--mustc-root", str(mustc_corpus), "--ngpus", "0", "--nprocs", "2",
                      "--methods", "discard", "--stop-stage", "3", "--exp-dir", str(exp), *SMALL,
-                     "--extra-train-args", PAPER_BUDGET, timeout=1200)
+                     "--extra-train-args", PAPER_BUDGET + " --max-update 2", timeout=1200)
     assert run.returncode == 0, run.stderr[-4000:]
     log = (exp / "discard" / "checkpoints" / "train.log").read_text()
     assert "'conflict_method': discard" in log
@@ -85,3 +86,4 @@ def test_eight_gpu_overlay_trains_as_two_cpu_processes(tmp_path, mustc_corpus):
     rank1 = (exp / "discard" / "checkpoints" / "train.rank1.log").read_text()
     assert "distributed init (rank 1)" in rank1
     assert (exp / "discard" / "checkpoints" / "checkpoint_last.pt").is_file()
+    assert re.findall(r"num_updates[\"': =]+(\d+)", log)[-1] == "2"  # two updates, both ranks
