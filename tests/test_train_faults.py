@@ -58,8 +58,12 @@ KILL_POINTS = {
 }
 # fairseq-train, holding still in the update after ``AT`` updates: it writes READY and sleeps
 # until a signal ends it (a pause at a known point, not a race against a timer).
+# SIGINT as a terminal's Ctrl-C delivers it: a suite started in the background of a
+# non-interactive shell (`script &`) inherits SIGINT ignored, and Python then never raises
+# KeyboardInterrupt (two such loaded runs slept on; the stack dump showed the run still paused).
 _PAUSE_AT = """
 import faulthandler, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 faulthandler.register(signal.SIGUSR1, all_threads=True)  # the stacks, if it ever hangs
 AT, READY = int(sys.argv.pop(1)), sys.argv.pop(1)
 from fairseq import trainer
@@ -80,12 +84,8 @@ cli_main()
 
 
 def _command(data: Path, save_dir: Path) -> list[str]:
-    # --data-buffer-size 0: batches are read in the main thread. fairseq's default prefetching
-    # thread is a daemon that may be inside torch when the signal ends the run: the suspected
-    # cause of one SIGINT run that never exited beside two CPU hogs (not reproduced in 6 more;
-    # _kill_during prints every thread's stack if it happens again).
     extra = ["--cpu", "--max-update", str(MAX_UPDATE), "--save-interval-updates",
-             str(SAVE_EVERY), "--log-interval", "1", "--data-buffer-size", "0"]
+             str(SAVE_EVERY), "--log-interval", "1"]
     return [sys.executable, "-m", "fairseq_cli.train", *_argv(data, save_dir, 100, extra)]
 
 
