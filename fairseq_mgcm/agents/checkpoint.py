@@ -24,7 +24,11 @@ from torch import Tensor, nn
 
 import fairseq_mgcm
 from fairseq_mgcm.checkpoints.cmvn import check_cmvn, cmvn_record, transform_names
-from fairseq_mgcm.checkpoints.data_files import check_data_files, data_files_record
+from fairseq_mgcm.checkpoints.data_files import (
+    check_data_files,
+    config_value,
+    data_files_record,
+)
 from fairseq_mgcm.checkpoints.errors import CheckpointError
 from fairseq_mgcm.errors import BadValue, MissingFile, one_line
 
@@ -103,7 +107,7 @@ def _data_files_key(loaded: LoadedModel) -> str | None:
         digest.update(config_path.read_bytes())
         config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
         for keys, _ in _FILE_KEYS:
-            name = _lookup(config, keys) if isinstance(config, dict) else None
+            name = config_value(config, keys) if isinstance(config, dict) else None
             if isinstance(name, str):
                 path = Path(name) if Path(name).is_absolute() else loaded.data_dir / name
                 digest.update(name.encode() + b"\0" + path.read_bytes())
@@ -147,15 +151,6 @@ def load_model_cached(
     return loaded
 
 
-def _lookup(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    value: Any = config
-    for key in keys:
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-    return value
-
-
 def check_data_dir(data_dir: Path, config_yaml: str) -> dict[str, Any]:
     """Parse the data config and check every file it names; return the parsed config."""
     config_path = data_dir / config_yaml
@@ -174,7 +169,7 @@ def check_data_dir(data_dir: Path, config_yaml: str) -> dict[str, Any]:
         raise BadValue(f"{config_path}: expected a YAML mapping (a fairseq data config); "
                        "check --config-yaml")
     for keys, what in _FILE_KEYS:
-        name = _lookup(config, keys)
+        name = config_value(config, keys)
         if name is None:
             continue
         path = Path(name) if Path(name).is_absolute() else data_dir / name
@@ -223,7 +218,7 @@ def load_model(
         )
     cmvn = None
     if "global_cmvn" in transforms:
-        stats = _lookup(config, ("global_cmvn", "stats_npz_path"))
+        stats = config_value(config, ("global_cmvn", "stats_npz_path"))
         if stats is None:
             raise BadValue(f"{data_dir / config_yaml}: global_cmvn used but no stats_npz_path")
         stats_path = Path(stats) if Path(stats).is_absolute() else data_dir / stats

@@ -40,6 +40,7 @@ _SHOWN = 12  # hex digits of a SHA-256 shown in messages
 _WARNED: set[str] = set()  # warnings already logged
 
 __all__ = [
+    "config_value",
     "LOADED_FROM_KEY", "TASK_STATE_KEY", "DataFileMismatch", "check_data_files",
     "data_files_record", "fingerprint_mismatch", "note_loaded_from",
 ]  # fmt: skip
@@ -49,7 +50,8 @@ class DataFileMismatch(UserError, ValueError):
     """The data folder's dictionary or SentencePiece model is not the one the model learnt."""
 
 
-def _lookup(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
+def config_value(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """``config[k1][k2]...`` of a data config, or None where a key is missing."""
     value: Any = config
     for key in keys:
         if not isinstance(value, dict) or key not in value:
@@ -87,7 +89,7 @@ def data_files_record(config: dict[str, Any], root: Path) -> dict[str, dict[str,
     out (the loaders that need it name it themselves)."""
     record: dict[str, dict[str, str]] = {}
     for keys, what, dictionary in RECORDED:
-        name = _lookup(config, keys)
+        name = config_value(config, keys)
         if not isinstance(name, str):
             continue
         path = Path(name) if Path(name).is_absolute() else Path(root) / name
