@@ -43,14 +43,19 @@ class GreedyDecoder:
         return len(self.tokens) - 1
 
     @torch.inference_mode()
-    def predict(self, encoder_states: Tensor, refresh_encoder: bool) -> int:
+    def predict(self, encoder_states: Tensor, refresh_encoder: bool, n_hidden: int = 0) -> int:
         """The greedy next token given encoder states ``[T, 1, C]`` (T >= 1).
 
-        ``refresh_encoder``: the encoder rewrote states the decoder has cached.
+        ``refresh_encoder``: the encoder rewrote states the decoder has cached. ``n_hidden``:
+        the first states are left context the decoder must not attend to (as padding).
         """
         self._snapshot = {key: dict(value) for key, value in self._incremental_state.items()}
-        prev = torch.tensor([self.tokens], device=encoder_states.device)
-        encoder_out = {"encoder_out": [encoder_states], "encoder_padding_mask": []}
+        device = encoder_states.device
+        prev = torch.tensor([self.tokens], device=device)
+        padding: list[Tensor] = []
+        if n_hidden:
+            padding = [torch.arange(encoder_states.shape[0], device=device)[None, :] < n_hidden]
+        encoder_out = {"encoder_out": [encoder_states], "encoder_padding_mask": padding}
         logits, _ = self.decoder(
             prev, encoder_out, incremental_state=self._incremental_state,
             refresh_encoder_cache=refresh_encoder,

@@ -3,6 +3,11 @@
 SimulEval resets the agent's states at every new sentence; here that one reset also clears the
 feature extractor's carried-over samples, the encoder cache, the decoder's incremental state and
 the word in progress, so no sentence can leak into the next.
+
+On a whole talk (``--longform``, ``longform.py``) one SimulEval instance holds many sentences:
+:meth:`WaitkStates.start_next_sentence` does the same clearing at each predicted sentence end,
+but carries the audio after the boundary over to the new sentence, and the samples the agent
+has read are dropped from SimulEval's source list, so nothing grows with the talk.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from torch import Tensor
 
 from fairseq_mgcm.agents.checkpoint import LoadedModel
 from fairseq_mgcm.agents.decoding import GreedyDecoder
+from fairseq_mgcm.agents.longform import FeatureTail, LongformPolicy, ms_to_states
 from fairseq_mgcm.agents.online_fbank import OnlineFbank
 from fairseq_mgcm.agents.resample import StreamingResampler
 from fairseq_mgcm.agents.streaming_encoder import StreamingEncoder
@@ -27,12 +33,14 @@ logger = logging.getLogger(__name__)
 class WaitkStates(AgentStates):
     """Source samples (mono) -> fbank -> CMVN -> encoder states; decoder and word assembly."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, longform: LongformPolicy | None = None) -> None:
         self.loaded = loaded
+        self.longform = longform
         self.fbank = OnlineFbank(loaded.num_mel_bins, loaded.sample_rate)
         self.encoder = StreamingEncoder(loaded.model.encoder)
         self.decoder = GreedyDecoder(loaded.model.decoder, loaded.tgt_dict)
         self.words = WordAssembler()
+        self.fbank_frames_per_state = 2 ** len(loaded.model.encoder.subsample.conv_layers)
         super().__init__()  # calls reset()
 
     def reset(self) -> None:
@@ -49,6 +57,17 @@ class WaitkStates(AgentStates):
         # After the decoder ended the sentence before the source had, it is asked again only
         # once this many encoder states exist: on the same states it would end it again.
         self.retry_at = 0
+        # --longform: this sentence's fbank frames (to restart the encoder after a boundary),
+        # the encoder states at its start that are only left context, and the talk's position
+        self.tail = FeatureTail()
+        self.context_states = 0
+        self.n_sentences = 0
+
+    @property
+    def sentence_states(self) -> int:
+        """Encoder states of the current sentence, its left context (``--history context``)
+        excluded: what the wait-k schedule counts."""
+        return self.encoder.n_frames - self.context_states
 
     def _model_rate_samples(self, samples: Tensor) -> Tensor:
         """Resample to the training sample rate when SimulEval's audio has another rate."""
@@ -76,15 +95,22 @@ class WaitkStates(AgentStates):
             samples = downmix(samples)  # as agents/mono_source.py and preparation do
         new = torch.from_numpy(samples)
         self.n_samples_read = len(self.source)
+        if self.longform is not None:  # a talk: keep only what is still to be read
+            del self.source[:]
+            self.n_samples_read = 0
         frames = self.fbank.push(self._model_rate_samples(new))
         if self.loaded.cmvn is not None and frames.shape[0] > 0:
             frames = self.loaded.cmvn(frames)
+        if self.longform is not None:
+            frames = self.tail.append(frames)
         self.encoder.push(frames, finished=self.source_finished)
         self._encoder_rewrote = self._encoder_rewrote or self.encoder.rewrote_prefix
 
     def predict_next(self) -> int:
-        """The decoder's greedy next token over all encoder states so far."""
-        token = self.decoder.predict(self.encoder.states, self._encoder_rewrote)
+        """The decoder's greedy next token over all encoder states so far (left context of a
+        long-form sentence excluded)."""
+        token = self.decoder.predict(self.encoder.states, self._encoder_rewrote,
+                                     n_hidden=self.context_states)
         self._refreshed, self._encoder_rewrote = self._encoder_rewrote, False
         return token
 
@@ -99,3 +125,29 @@ class WaitkStates(AgentStates):
         self.decoder.rollback()
         self.retry_at = self.encoder.n_frames + wait_states
         self._encoder_rewrote = self._encoder_rewrote or self._refreshed
+
+    def start_next_sentence(self, boundary: int) -> None:
+        """Long-form: the current sentence ends at encoder state ``boundary``; the next one
+        starts there, on a fresh encoder stream and an empty hypothesis (the caller has written
+        this sentence's words).
+
+        The encoder re-reads the fbank frames from the boundary (minus the ``context``
+        strategy's left context) from :attr:`tail`, which then forgets everything before them.
+        """
+        assert self.longform is not None, "start_next_sentence is for --longform"
+        per_state = self.fbank_frames_per_state
+        context = 0
+        if self.longform.keeps_context:
+            context = min(boundary, ms_to_states(self.longform.context_ms, per_state))
+        first_state = boundary - context
+        # the tail starts where the current encoder stream started
+        kept = self.tail.drop_before(first_state * per_state)
+        self.encoder.reset()
+        self.decoder.reset()
+        self.words.reset()
+        self._encoder_rewrote = self._refreshed = False
+        self.retry_at = 0
+        self.n_sentences += 1
+        frames = kept[0] if kept else torch.zeros(0, self.loaded.num_mel_bins)
+        self.encoder.push(frames, finished=self.source_finished)
+        self.context_states = context  # the stream's first states, now or when they come

@@ -18,6 +18,11 @@ has ended. Tokens are chosen greedily. SentencePiece pieces are assembled into w
 is written only when complete, because SimulEval charges every word the delay of the write that
 carries it. Multi-channel wavs are down-mixed to mono with a warning, as in data preparation
 (``mono_source.py``).
+
+With ``--longform`` the source is a whole talk (docs/longform.md): an end-of-sentence before the
+end of the source closes the current sentence and the agent goes on with the next one on the
+audio that follows (``longform.py``); without it, such a prediction is taken back and the agent
+reads on, as the model was trained on single sentences.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from simuleval.utils import entrypoint
 
 from fairseq_mgcm.agents import mono_source  # noqa: F401  SimulEval reads wavs as mono
 from fairseq_mgcm.agents.checkpoint import LoadedModel, load_model_cached
+from fairseq_mgcm.agents.longform import LongformPolicy, ms_to_states
 from fairseq_mgcm.agents.read_step import read_step_ms
 from fairseq_mgcm.agents.source_check import check_source_list
 from fairseq_mgcm.agents.states import WaitkStates
@@ -70,6 +76,7 @@ class WaitkAgent(SpeechToTextAgent):
         self.read_step_ms = read_step_ms(model)
         self.max_len_a = args.max_len_a
         self.max_len_b = args.max_len_b
+        self.longform = LongformPolicy.from_args(args)
         logger.info(
             "wait-k: k=%d, %d encoder states (%d ms) per read step", self.lagging, self.ratio,
             self.read_step_ms,
@@ -109,7 +116,7 @@ class WaitkAgent(SpeechToTextAgent):
         return int(k)
 
     def build_states(self) -> WaitkStates:
-        return WaitkStates(self.loaded)
+        return WaitkStates(self.loaded, self.longform)
 
     @staticmethod
     def add_args(parser: ArgumentParser) -> None:
@@ -131,6 +138,7 @@ class WaitkAgent(SpeechToTextAgent):
             help="at most a * (fbank frames so far) + b target tokens (runaway guard)",
         )  # fmt: skip
         parser.add_argument("--max-len-b", type=int, default=10, help="see --max-len-a")
+        LongformPolicy.add_args(parser)
 
     def to(self, device: str, *args: object, fp16: bool = False, **kwargs: object) -> None:
         """Move the model (SimulEval calls this with ``--device``/``--fp16`` after building).
@@ -166,18 +174,27 @@ class WaitkAgent(SpeechToTextAgent):
         """
         states = self.states
         i = states.decoder.n_written
-        n_frames = states.encoder.n_frames
         return (
-            n_frames >= max(self.frames_needed(i), states.retry_at)
+            states.sentence_states >= max(self.frames_needed(i), states.retry_at)
             and i < self.max_target_tokens()
         )
 
-    def policy(self) -> Action:
+    def policy(self, states: WaitkStates | None = None) -> Action:
+        """One decision: read, or write the words that became complete (SimulEval calls it as
+        ``policy()``, simulstream's SimulEval bridge as ``policy(agent.states)``)."""
+        if states is not None:
+            self.states = states
         states = self.states
         states.encode_new_source()
+        words: list[str] = []
+        if self.longform is not None and not states.source_finished:
+            words += self._cut_overlong_sentence()
         pieces: list[str] = []
-        finished = states.source_finished and states.encoder.n_frames == 0
-        while not finished:
+        finished = False
+        while True:
+            if states.source_finished and states.sentence_states <= 0:
+                finished = True  # no (more) audio: nothing to translate
+                break
             if not states.source_finished and not self.may_write():
                 break  # read
             if states.decoder.n_written >= self.max_target_tokens():
@@ -188,13 +205,43 @@ class WaitkAgent(SpeechToTextAgent):
                 pieces.append(states.commit(token))
             elif states.source_finished:
                 finished = True
+                break
+            elif self.longform is not None:
+                # this sentence of the talk ends here; the next starts on the audio that follows
+                words += states.words.push(pieces) + states.words.flush()
+                pieces = []
+                states.start_next_sentence(self._boundary())
             else:
                 states.take_back(wait_states=self.ratio)  # early end of sentence: read on
                 break
-        words = states.words.push(pieces)
+        words += states.words.push(pieces)
         if finished:
             words += states.words.flush()
             return WriteAction(" ".join(words), finished=True)
         if words:
             return WriteAction(" ".join(words), finished=False)
         return ReadAction()
+
+    # ---------------------------------------------------------------- long-form
+
+    def _boundary(self) -> int:
+        """Encoder state where the next sentence starts: what the decoder had read when it ended
+        this one, moved back by ``--boundary-rewind-ms``."""
+        assert self.longform is not None
+        states = self.states
+        rewind = ms_to_states(self.longform.rewind_ms, states.fbank_frames_per_state)
+        return max(states.context_states, states.encoder.n_frames - rewind)
+
+    def _cut_overlong_sentence(self) -> list[str]:
+        """A sentence longer than ``--max-sentence-ms`` (no end of sentence came: a long
+        silence, a run-on) ends here; its last k read steps, not yet translated, start the next
+        one. Returns the words this writes."""
+        assert self.longform is not None
+        states = self.states
+        limit = ms_to_states(self.longform.max_sentence_ms, states.fbank_frames_per_state)
+        if states.sentence_states <= limit:
+            return []
+        words = states.words.flush()
+        keep = self.frames_needed(0)
+        states.start_next_sentence(max(states.context_states, states.encoder.n_frames - keep))
+        return words

@@ -1,0 +1,139 @@
+"""Streaming a whole talk with a model trained on sentences: where one sentence ends and the
+next begins, and how much of the past the agent keeps.
+
+A segment-trained decoder translates one sentence and then predicts end-of-sentence. On an
+unsegmented talk that prediction is the sentence boundary: the agent writes the sentence's last
+word, then starts a new hypothesis on the audio that follows, with a fresh encoder stream and an
+empty decoder, so every sentence looks to the model like the utterances it was trained on. The
+past is forgotten at each boundary: the encoder's key/value caches, the decoder's state and the
+feature frames of earlier sentences. Memory and the cost of a chunk therefore depend on the
+length of the current sentence, never on the length of the talk. A sentence that runs past
+``max_sentence_ms`` without an end-of-sentence (a long silence, a run-on) is cut there, keeping
+its last k read steps for the next sentence, so that bound holds whatever the talk contains.
+
+Two history strategies (``--history``):
+
+- ``reset``: the next sentence's encoder starts at the boundary, as a training utterance does.
+- ``context``: the next sentence's encoder also re-reads ``context_ms`` of audio before the
+  boundary, so its first chunks are encoded with acoustic left context; the decoder does not
+  attend to those context states and the wait-k schedule does not count them.
+
+The boundary is the encoder state the decoder had read when it predicted end-of-sentence, moved
+back by ``rewind_ms``: a later boundary risks dropping the next sentence's first word, an earlier
+one re-translating the last word of this one.
+"""
+from __future__ import annotations
+
+from argparse import ArgumentParser, Namespace
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from fairseq_mgcm.agents.read_step import FRAME_SHIFT_MS
+from fairseq_mgcm.errors import BadValue
+
+HISTORIES = ("reset", "context")
+
+
+@dataclass(frozen=True)
+class LongformPolicy:
+    """How the agent moves from one sentence of a talk to the next (all lengths in ms)."""
+
+    history: str = "reset"
+    context_ms: int = 1000
+    rewind_ms: int = 0
+    max_sentence_ms: int = 20000
+
+    def __post_init__(self) -> None:
+        if self.history not in HISTORIES:
+            raise BadValue(f"--history {self.history}: choose one of {', '.join(HISTORIES)}")
+        for flag, value in (("--history-context-ms", self.context_ms),
+                            ("--boundary-rewind-ms", self.rewind_ms)):
+            if value < 0:
+                raise BadValue(f"{flag} {value}: must be >= 0")
+        if self.max_sentence_ms <= 0:
+            raise BadValue(f"--max-sentence-ms {self.max_sentence_ms}: must be > 0")
+
+    @classmethod
+    def from_args(cls, args: Namespace) -> LongformPolicy | None:
+        """The policy the agent's flags ask for, or None for sentence-level input."""
+        if not getattr(args, "longform", False):
+            return None
+        defaults = cls()
+        return cls(
+            history=getattr(args, "history", defaults.history),
+            context_ms=getattr(args, "history_context_ms", defaults.context_ms),
+            rewind_ms=getattr(args, "boundary_rewind_ms", defaults.rewind_ms),
+            max_sentence_ms=getattr(args, "max_sentence_ms", defaults.max_sentence_ms),
+        )  # fmt: skip
+
+    @property
+    def keeps_context(self) -> bool:
+        return self.history == "context"
+
+    @staticmethod
+    def add_args(parser: ArgumentParser) -> None:
+        defaults = LongformPolicy()
+        parser.add_argument(
+            "--longform", action="store_true",
+            help="the source is a whole talk: keep translating after each end of sentence, "
+            "starting the next sentence on the audio that follows (docs/longform.md)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--history", choices=HISTORIES, default=defaults.history,
+            help="--longform: what the next sentence's encoder re-reads (reset: nothing; "
+            "context: --history-context-ms of audio before the boundary)",
+        )  # fmt: skip
+        parser.add_argument("--history-context-ms", type=int, default=defaults.context_ms,
+                            help="--history context: audio left context in ms")
+        parser.add_argument(
+            "--boundary-rewind-ms", type=int, default=defaults.rewind_ms,
+            help="--longform: start the next sentence this much before the end-of-sentence",
+        )  # fmt: skip
+        parser.add_argument(
+            "--max-sentence-ms", type=int, default=defaults.max_sentence_ms,
+            help="--longform: cut a sentence without end-of-sentence after this much audio",
+        )  # fmt: skip
+
+
+class FeatureTail:
+    """The fbank frames (CMVN applied) of the current sentence and its left context.
+
+    A new sentence's encoder stream restarts from these frames; frames before the kept context
+    are dropped at each boundary, so the tail never holds more than one sentence's audio. A
+    boundary may lie a frame or two past the frames computed so far (the fbank window is 25 ms
+    long): those frames are dropped when they arrive.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: list[Tensor] = []
+        self.n_frames = 0
+        self._skip = 0
+
+    def append(self, frames: Tensor) -> Tensor:
+        """Add newly computed frames; return those that belong to the current stream."""
+        if self._skip:
+            skipped = min(self._skip, frames.shape[0])
+            frames, self._skip = frames[skipped:], self._skip - skipped
+        if frames.shape[0]:
+            self._chunks.append(frames)
+            self.n_frames += frames.shape[0]
+        return frames
+
+    def drop_before(self, first: int) -> list[Tensor]:
+        """Forget frames ``[0, first)`` (those not computed yet when they come); return the
+        frames kept."""
+        if first >= self.n_frames:
+            self._skip += first - self.n_frames
+            self._chunks, self.n_frames = [], 0
+            return []
+        kept = torch.cat(self._chunks)[first:]
+        self._chunks, self.n_frames = [kept], kept.shape[0]
+        return self._chunks
+
+
+def ms_to_states(ms: int, fbank_frames_per_state: int) -> int:
+    """Encoder states that cover ``ms`` of audio (rounded up)."""
+    per_state_ms = FRAME_SHIFT_MS * fbank_frames_per_state
+    return -(-ms // per_state_ms)
