@@ -44,6 +44,7 @@ class LongformPolicy:
     context_ms: int = 1000
     rewind_ms: int = 0
     max_sentence_ms: int = 20000
+    silence_below: float | None = -1.5
 
     def __post_init__(self) -> None:
         if self.history not in HISTORIES:
@@ -66,6 +67,7 @@ class LongformPolicy:
             context_ms=getattr(args, "history_context_ms", defaults.context_ms),
             rewind_ms=getattr(args, "boundary_rewind_ms", defaults.rewind_ms),
             max_sentence_ms=getattr(args, "max_sentence_ms", defaults.max_sentence_ms),
+            silence_below=getattr(args, "silence_below", defaults.silence_below),
         )  # fmt: skip
 
     @property
@@ -95,6 +97,15 @@ class LongformPolicy:
             "--max-sentence-ms", type=int, default=defaults.max_sentence_ms,
             help="--longform: cut a sentence without end-of-sentence after this much audio",
         )  # fmt: skip
+        parser.add_argument(
+            "--silence-below", type=_float_or_none, default=defaults.silence_below,
+            help="--longform: a sentence starts at the first frame whose mean normalised "
+            "log-mel energy reaches this (none: at the boundary itself)",
+        )  # fmt: skip
+
+
+def _float_or_none(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
 
 
 class FeatureTail:
@@ -104,32 +115,54 @@ class FeatureTail:
     are dropped at each boundary, so the tail never holds more than one sentence's audio. A
     boundary may lie a frame or two past the frames computed so far (the fbank window is 25 ms
     long): those frames are dropped when they arrive.
+
+    Speech onset: a training utterance starts where its speech starts, so a sentence that
+    started on the pause before it would be a kind of input the model never saw. Until a frame
+    louder than ``silence_below`` arrives (the mean over mel bins of CMVN-normalised log-mel
+    energy: about -2.4 for the demo corpus's pauses, about 0 for speech), a new sentence's
+    frames are dropped; None keeps every frame.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, silence_below: float | None = None) -> None:
+        self.silence_below = silence_below
         self._chunks: list[Tensor] = []
         self.n_frames = 0
         self._skip = 0
+        self.awaiting_speech = silence_below is not None
+        self.n_silent_dropped = 0
 
     def append(self, frames: Tensor) -> Tensor:
         """Add newly computed frames; return those that belong to the current stream."""
         if self._skip:
             skipped = min(self._skip, frames.shape[0])
             frames, self._skip = frames[skipped:], self._skip - skipped
+        frames = self._from_speech_onset(frames)
         if frames.shape[0]:
             self._chunks.append(frames)
             self.n_frames += frames.shape[0]
         return frames
 
-    def drop_before(self, first: int) -> list[Tensor]:
+    def _from_speech_onset(self, frames: Tensor) -> Tensor:
+        if not self.awaiting_speech or self.silence_below is None or not frames.shape[0]:
+            return frames
+        loud = (frames.mean(dim=1) >= self.silence_below).nonzero()
+        onset = int(loud[0]) if loud.numel() else frames.shape[0]
+        self.n_silent_dropped += onset
+        self.awaiting_speech = onset == frames.shape[0]
+        return frames[onset:]
+
+    def drop_before(self, first: int, context: int = 0) -> list[Tensor]:
         """Forget frames ``[0, first)`` (those not computed yet when they come); return the
-        frames kept."""
+        frames kept: ``context`` frames as they are, then the new sentence from its speech
+        onset."""
+        self.awaiting_speech = self.silence_below is not None
         if first >= self.n_frames:
             self._skip += first - self.n_frames
             self._chunks, self.n_frames = [], 0
             return []
         kept = torch.cat(self._chunks)[first:]
-        self._chunks, self.n_frames = [kept], kept.shape[0]
+        kept = torch.cat([kept[:context], self._from_speech_onset(kept[context:])])
+        self._chunks, self.n_frames = ([kept], kept.shape[0]) if kept.shape[0] else ([], 0)
         return self._chunks
 
 

@@ -57,9 +57,12 @@ class WaitkStates(AgentStates):
         # After the decoder ended the sentence before the source had, it is asked again only
         # once this many encoder states exist: on the same states it would end it again.
         self.retry_at = 0
-        # --longform: this sentence's fbank frames (to restart the encoder after a boundary),
-        # the encoder states at its start that are only left context, and the talk's position
-        self.tail = FeatureTail()
+        # --longform: this sentence's fbank frames (to restart the encoder after a boundary;
+        # the speech-onset threshold is in CMVN units: no onset gate without CMVN), the encoder
+        # states at its start that are only left context, and the sentences ended so far
+        longform = self.longform
+        gate = None if longform is None or self.loaded.cmvn is None else longform.silence_below
+        self.tail = FeatureTail(gate)
         self.context_states = 0
         self.n_sentences = 0
 
@@ -141,7 +144,7 @@ class WaitkStates(AgentStates):
             context = min(boundary, ms_to_states(self.longform.context_ms, per_state))
         first_state = boundary - context
         # the tail starts where the current encoder stream started
-        kept = self.tail.drop_before(first_state * per_state)
+        kept = self.tail.drop_before(first_state * per_state, context * per_state)
         self.encoder.reset()
         self.decoder.reset()
         self.words.reset()

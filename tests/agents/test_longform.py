@@ -12,7 +12,7 @@ import torch
 from agent_testing import Write, make_loaded, simulate, speechlike
 from torch import nn
 
-from fairseq_mgcm.agents.longform import LongformPolicy
+from fairseq_mgcm.agents.longform import FeatureTail, LongformPolicy
 from fairseq_mgcm.agents.waitk_agent import WaitkAgent
 from fairseq_mgcm.errors import UserError
 
@@ -143,3 +143,21 @@ def test_policy_accepts_the_states_argument_of_simulstreams_bridge() -> None:
 def test_bad_longform_flags_name_the_flag(flag: str, value: object) -> None:
     with pytest.raises(UserError, match=f"--{flag.replace('_', '-')}"):
         LongformPolicy.from_args(Namespace(longform=True, **{flag: value}))
+
+
+def frames_at(*levels: float) -> torch.Tensor:
+    """Feature frames whose mean over 80 bins is each level (CMVN units)."""
+    return torch.tensor(levels)[:, None].repeat(1, 80)
+
+
+def test_a_new_sentence_starts_at_its_speech_onset() -> None:
+    tail = FeatureTail(silence_below=-1.5)
+    assert tail.append(frames_at(-2.4, -2.5)).shape[0] == 0  # the talk's leading pause
+    kept = tail.append(frames_at(-2.4, 0.1, -2.4, 0.3))  # speech starts; later pauses stay
+    assert kept[:, 0].tolist() == pytest.approx([0.1, -2.4, 0.3])
+    assert tail.n_silent_dropped == 3 and tail.n_frames == 3
+    # a boundary after the third frame: the pause that follows it is dropped, up to the onset
+    tail.append(frames_at(-2.5, 0.2))
+    kept_frames = tail.drop_before(3)
+    assert torch.cat(kept_frames)[:, 0].tolist() == pytest.approx([0.2])
+    assert FeatureTail(None).append(frames_at(-3.0)).shape[0] == 1  # no gate: every frame
