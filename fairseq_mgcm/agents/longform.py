@@ -18,9 +18,12 @@ Two history strategies (``--history``):
   boundary, so its first chunks are encoded with acoustic left context; the decoder does not
   attend to those context states and the wait-k schedule does not count them.
 
-The boundary is the encoder state the decoder had read when it predicted end-of-sentence, moved
-back by ``rewind_ms``: a later boundary risks dropping the next sentence's first word, an earlier
-one re-translating the last word of this one.
+Where the next sentence starts: a wait-k decoder writes the end of a sentence k read steps
+after hearing it, so by the time it predicts end-of-sentence the next sentence may already have
+begun; starting there would drop its first words. The boundary is therefore the end of the last
+pause (``min_pause_ms`` of frames below the speech-onset threshold) within the audio the decoder
+read in its last k + 1 read steps, or the point of the prediction when there is none (or no
+CMVN to measure pauses with). Each new sentence then starts at its speech onset (below).
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ class LongformPolicy:
 
     history: str = "reset"
     context_ms: int = 1000
-    rewind_ms: int = 0
+    min_pause_ms: int = 150
     max_sentence_ms: int = 20000
     silence_below: float | None = -1.5
 
@@ -50,7 +53,7 @@ class LongformPolicy:
         if self.history not in HISTORIES:
             raise BadValue(f"--history {self.history}: choose one of {', '.join(HISTORIES)}")
         for flag, value in (("--history-context-ms", self.context_ms),
-                            ("--boundary-rewind-ms", self.rewind_ms)):
+                            ("--min-pause-ms", self.min_pause_ms)):
             if value < 0:
                 raise BadValue(f"{flag} {value}: must be >= 0")
         if self.max_sentence_ms <= 0:
@@ -65,7 +68,7 @@ class LongformPolicy:
         return cls(
             history=getattr(args, "history", defaults.history),
             context_ms=getattr(args, "history_context_ms", defaults.context_ms),
-            rewind_ms=getattr(args, "boundary_rewind_ms", defaults.rewind_ms),
+            min_pause_ms=getattr(args, "min_pause_ms", defaults.min_pause_ms),
             max_sentence_ms=getattr(args, "max_sentence_ms", defaults.max_sentence_ms),
             silence_below=getattr(args, "silence_below", defaults.silence_below),
         )  # fmt: skip
@@ -90,8 +93,9 @@ class LongformPolicy:
         parser.add_argument("--history-context-ms", type=int, default=defaults.context_ms,
                             help="--history context: audio left context in ms")
         parser.add_argument(
-            "--boundary-rewind-ms", type=int, default=defaults.rewind_ms,
-            help="--longform: start the next sentence this much before the end-of-sentence",
+            "--min-pause-ms", type=int, default=defaults.min_pause_ms,
+            help="--longform: the next sentence starts after the last pause this long that "
+            "the decoder read before ending the sentence",
         )  # fmt: skip
         parser.add_argument(
             "--max-sentence-ms", type=int, default=defaults.max_sentence_ms,
@@ -150,6 +154,24 @@ class FeatureTail:
         self.n_silent_dropped += onset
         self.awaiting_speech = onset == frames.shape[0]
         return frames[onset:]
+
+    def last_pause_end(self, start: int, end: int, min_pause: int) -> int | None:
+        """The frame after the last run of at least ``min_pause`` quiet frames in
+        ``[start, end)`` (``end`` itself when the run reaches it); None without one (or
+        without an onset threshold)."""
+        if self.silence_below is None or not self._chunks or end <= start:
+            return None
+        frames = torch.cat(self._chunks)[max(start, 0) : end]
+        quiet = (frames.mean(dim=1) < self.silence_below).tolist()
+        run = 0
+        for i in range(len(quiet) - 1, -1, -1):  # from the end backwards
+            run = run + 1 if quiet[i] else 0
+            if run >= min_pause:
+                j = i + run  # the end of this quiet run: scan on to where it stops
+                while j < len(quiet) and quiet[j]:
+                    j += 1
+                return max(start, 0) + j
+        return None
 
     def drop_before(self, first: int, context: int = 0) -> list[Tensor]:
         """Forget frames ``[0, first)`` (those not computed yet when they come); return the

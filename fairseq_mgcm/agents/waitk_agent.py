@@ -37,7 +37,7 @@ from simuleval.utils import entrypoint
 from fairseq_mgcm.agents import mono_source  # noqa: F401  SimulEval reads wavs as mono
 from fairseq_mgcm.agents.checkpoint import LoadedModel, load_model_cached
 from fairseq_mgcm.agents.longform import LongformPolicy, ms_to_states
-from fairseq_mgcm.agents.read_step import read_step_ms
+from fairseq_mgcm.agents.read_step import FRAME_SHIFT_MS, read_step_ms
 from fairseq_mgcm.agents.source_check import check_source_list
 from fairseq_mgcm.agents.states import WaitkStates
 from fairseq_mgcm.errors import BadValue, install_excepthook
@@ -225,12 +225,20 @@ class WaitkAgent(SpeechToTextAgent):
     # ---------------------------------------------------------------- long-form
 
     def _boundary(self) -> int:
-        """Encoder state where the next sentence starts: what the decoder had read when it ended
-        this one, moved back by ``--boundary-rewind-ms``."""
+        """Encoder state where the next sentence starts: the end of the last pause in the audio
+        the decoder read in its last k + 1 read steps, else where it ended this sentence
+        (``longform.py``)."""
         assert self.longform is not None
         states = self.states
-        rewind = ms_to_states(self.longform.rewind_ms, states.fbank_frames_per_state)
-        return max(states.context_states, states.encoder.n_frames - rewind)
+        per_state = states.fbank_frames_per_state
+        end = states.encoder.n_frames * per_state  # fbank frames of the stream read so far
+        start = end - self.frames_needed(1) * per_state
+        min_pause = -(-self.longform.min_pause_ms // FRAME_SHIFT_MS)
+        pause_end = states.tail.last_pause_end(max(start, states.context_states * per_state),
+                                               end, min_pause)
+        if pause_end is None:
+            return states.encoder.n_frames
+        return pause_end // per_state
 
     def _cut_overlong_sentence(self) -> list[str]:
         """A sentence longer than ``--max-sentence-ms`` (no end of sentence came: a long

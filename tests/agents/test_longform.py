@@ -139,7 +139,7 @@ def test_policy_accepts_the_states_argument_of_simulstreams_bridge() -> None:
 
 
 @pytest.mark.parametrize("flag, value", [("history", "window"), ("history_context_ms", -1),
-                                         ("boundary_rewind_ms", -5), ("max_sentence_ms", 0)])
+                                         ("min_pause_ms", -5), ("max_sentence_ms", 0)])
 def test_bad_longform_flags_name_the_flag(flag: str, value: object) -> None:
     with pytest.raises(UserError, match=f"--{flag.replace('_', '-')}"):
         LongformPolicy.from_args(Namespace(longform=True, **{flag: value}))
@@ -161,3 +161,14 @@ def test_a_new_sentence_starts_at_its_speech_onset() -> None:
     kept_frames = tail.drop_before(3)
     assert torch.cat(kept_frames)[:, 0].tolist() == pytest.approx([0.2])
     assert FeatureTail(None).append(frames_at(-3.0)).shape[0] == 1  # no gate: every frame
+
+
+def test_the_boundary_is_the_end_of_the_last_long_enough_pause() -> None:
+    tail = FeatureTail(silence_below=-1.5)
+    #              speech  | short pause | speech | long pause      | next sentence
+    tail.append(frames_at(0.1, 0.2, -2.4, 0.3, 0.1, -2.4, -2.4, -2.4, 0.2, 0.4))
+    assert tail.last_pause_end(0, 10, min_pause=3) == 8  # where the next sentence speaks
+    assert tail.last_pause_end(0, 7, min_pause=2) == 7  # still in the pause: the end itself
+    assert tail.last_pause_end(0, 10, min_pause=4) is None  # no pause that long
+    assert tail.last_pause_end(6, 10, min_pause=3) is None  # only looks back from 6
+    assert FeatureTail(None).last_pause_end(0, 10, min_pause=1) is None
