@@ -4,7 +4,8 @@
 Inputs: MUSTC_ROOT/en-xx/data/<split>/{wav/*.wav, txt/<split>.{yaml,en,xx}}, xx = --tgt-lang
 (de es fr it nl pt ro ru; default de).
 Outputs in OUT_DIR: config.yaml, <split>.tsv, fbank80_<split>.zip, gcmvn.npz,
-spm_{tgt,src}.{model,txt}, simuleval/<split>/{wav/,source.txt,target.txt} for non-train splits.
+spm_{tgt,src}.{model,txt}, simuleval/<split>/{wav/,source.txt,target.txt} for non-train splits
+and simuleval/<split>-talks/ (their whole talks, for long-form evaluation: docs/longform.md).
 Resumable: finished stages are re-used on a re-run. Bad input exits with code 2 and names the
 file and line; nothing is written before all inputs have been checked. SIGINT / SIGTERM stop it
 with one line and exit code 130 / 143, keeping finished stages and leaving no temporary file.

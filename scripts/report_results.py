@@ -8,7 +8,8 @@ Inputs:  --exp-dir EXP with, per run, EXP/<method>/ (or EXP/<method>/seed<N>/ wi
 Outputs: EXP/results.md (every run; means and spreads over seeds with chrF and cost ratios to
          `none`; sacrebleu paired approximate randomization tests of each method against `none` and of MGCM
          against PCGrad) and EXP/bleu_al.png (mean curve per method, seed spread as error bars);
-         the tables are printed too
+         the tables are printed too; with long-form runs (run.sh --longform true), their
+         table beside the segmented one and EXP/bleu_streamlaal.png (docs/longform.md)
 A file that is there but not whole (a torn row, "BLEU = 49.0x", a cut generate output) is an
 error naming file and line: exit 2, nothing written.
 Usage:   python scripts/report_results.py --exp-dir exp/demo --methods none mgcm
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 from fairseq_mgcm.atomic_files import write_text
+from fairseq_mgcm.longform.report import longform_markdown, plot_bleu_stream_laal
 from fairseq_mgcm.recipe.comparison import compare, comparison_markdown
 from fairseq_mgcm.recipe.plot import plot_bleu_al
 from fairseq_mgcm.recipe.result_files import ResultFileError
@@ -50,8 +52,10 @@ def main() -> int:
     note = ("\nReference: Liu et al. (2024) report MGCM's offline BLEU gain over plain multi-task "
             f"training on MuST-C En-De as +{PAPER_REFERENCE['offline_bleu_gain_greedy']} (greedy) "
             f"and +{PAPER_REFERENCE['offline_bleu_gain_beam5']} (beam 5).\n")
-    text = ("## Runs\n\n" + markdown_table(results) + "\n## Methods compared\n\n"
-            + comparison_markdown(comparison) + note)
+    longform = longform_markdown(results)
+    text = ("## Runs\n\n" + markdown_table(results)
+            + (f"\n## Whole talks (long-form)\n\n{longform}" if longform else "")
+            + "\n## Methods compared\n\n" + comparison_markdown(comparison) + note)
     write_text(args.exp_dir / "results.md", text)
     print(text)
     try:
@@ -60,6 +64,9 @@ def main() -> int:
         print(f"plot: {png.resolve()}")
     except ValueError as error:
         print(f"no plot: {error}", file=sys.stderr)
+    if longform:
+        png = plot_bleu_stream_laal(results, args.exp_dir / "bleu_streamlaal.png")
+        print(f"long-form plot: {png.resolve()}")
     print(f"table: {(args.exp_dir / 'results.md').resolve()}")
     return 0
 

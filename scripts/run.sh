@@ -14,7 +14,7 @@
 #   3  train one model per method in --methods (CPU, one or more GPUs, several nodes); an
 #      interrupted or extended training resumes from its checkpoint_last.pt
 #   4  average the last --n-average checkpoints   5  offline BLEU on --test-set (fairseq-generate)
-#   6  simultaneous evaluation with SimulEval over --k-list
+#   6  simultaneous evaluation with SimulEval over --k-list (--longform true: whole talks too)
 #   7  results table, BLEU-AL plot and conflict heat maps; with --seeds, means, spreads and
 #      sacrebleu paired significance tests
 #
@@ -62,17 +62,17 @@ wait_for() {  # wait_for FILE WHAT: other nodes wait until node 0 has finished a
 }
 
 # fairseq-train for one model, on CPU (one or more processes), one or more GPUs, or nodes.
-fairseq_train() {
+fairseq_train() {  # fairseq_mgcm/cli.py: fairseq-train, started without what it never uses
   local save_dir=$1; shift
-  local launcher=(fairseq-train)
+  local launcher=(python -m fairseq_mgcm.cli train)
   local dist=()
   if [ "$ngpus" -eq 0 ]; then
     dist=(--cpu)
     # fairseq's own launchers assume CUDA; this one starts the ranks itself (gloo).
-    [ "$nprocs" -le 1 ] || launcher=(python -m fairseq_mgcm.recipe.cpu_launch --nprocs "$nprocs" -- fairseq-train)
+    [ "$nprocs" -le 1 ] || launcher=(python -m fairseq_mgcm.recipe.cpu_launch --nprocs "$nprocs" -- "${launcher[@]}")
   elif [ "$nnodes" -gt 1 ]; then
     launcher=(torchrun --nproc_per_node "$ngpus" --nnodes "$nnodes" --node_rank "$node_rank"
-              --master_addr "$master_addr" --master_port "$master_port" "$(command -v fairseq-train)")
+              --master_addr "$master_addr" --master_port "$master_port" -m fairseq_mgcm.cli train)
     dist=(--distributed-world-size $((ngpus * nnodes)))
   elif [ "$ngpus" -gt 1 ]; then
     dist=(--distributed-world-size "$ngpus")
@@ -198,7 +198,7 @@ offline_methods() {
       continue
     fi
     log "Stage 5: offline BLEU of ${run_name[$m,$seed]} on $test_set (beam $beam)"
-    fairseq-generate "$data_dir" --user-dir fairseq_mgcm --config-yaml config.yaml \
+    python -m fairseq_mgcm.cli generate "$data_dir" --user-dir fairseq_mgcm --config-yaml config.yaml \
       --gen-subset "$test_set" --task speech_to_text_multitask \
       --path "$dir/checkpoint_avg.pt" --max-tokens 50000 --beam "$beam" \
       --scoring sacrebleu "${cpu[@]}" > "$out.tmp"
@@ -214,15 +214,15 @@ offline_methods() {
 sweep_methods() {
   local m dir device
   device=${agent_device:-$([ "$ngpus" -gt 0 ] && echo cuda || echo cpu)}
-  local -a sweep_args=()
+  local -a sweep_args=(--data-dir "$data_dir" --split "$test_set" --k "${k_arr[@]}" --device "$device")
   [ -n "$eval_max_instances" ] && sweep_args+=(--max-instances "$eval_max_instances")
   [ -n "$segment_size" ] && sweep_args+=(--segment-size "$segment_size")
   for m in "${methods_arr[@]}"; do
     dir=${run_dir[$m,$seed]}
     log "Stage 6: SimulEval sweep of ${run_name[$m,$seed]} over k = ${k_arr[*]}"
-    python scripts/simuleval_sweep.py --checkpoint "$dir/checkpoint_avg.pt" \
-      --data-dir "$data_dir" --split "$test_set" --k "${k_arr[@]}" \
-      --device "$device" "${sweep_args[@]}" --output-dir "$dir/simul"
+    python scripts/simuleval_sweep.py --checkpoint "$dir/checkpoint_avg.pt" "${sweep_args[@]}" --output-dir "$dir/simul"
+    [ "$longform" = false ] || python -m fairseq_mgcm.longform.stage \
+      --checkpoint "$dir/checkpoint_avg.pt" "${sweep_args[@]}" --output-dir "$dir/longform"
   done
 }
 

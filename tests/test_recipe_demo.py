@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ pytestmark = pytest.mark.slow
 
 # The demo, smaller: 800 of its 2,000 training utterances and 10 of its 12 epochs (300 of its
 # ~900 updates); everything else as shipped.
-DEMO_ARGS = ["--corpus-sizes", "800 20 20", "--extra-train-args", "--max-epoch 10"]
+DEMO_ARGS = ["--corpus-sizes", "800 20 20", "--extra-train-args", "--max-epoch 10",
+             "--longform", "true"]
 # On this budget the demo reaches BLEU 2.8 and chrF 22 at k = 7 on its 20 test utterances (dev
 # ST NLL still falling: 8.7 after epoch 1, 2.5 after epoch 10); a model that has not yet learnt
 # from the audio (the same recipe stopped at 128 updates: BLEU 0.6, chrF 11 at every k) stays
@@ -75,6 +77,20 @@ def test_demo_runs_every_stage_and_reaches_a_bleu_floor_at_its_largest_k(demo):
     offline = read_generate(demo / "mgcm" / "generate-tst-COMMON.txt")
     assert sacrebleu_bleu(offline.hypotheses, offline.references) >= BLEU_FLOOR
     assert (demo / "bleu_al.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_streams_its_whole_talks_and_reports_them_beside_the_segmented_runs(demo):
+    """docs/longform.md's `--longform true`: the demo's 2 test talks streamed whole at every k,
+    each row's BLEU and chrF equal to sacrebleu on its re-segmented words, in results.md."""
+    sys.path.insert(0, str(ROOT / "tests" / "longform"))
+    from longform_testing import check_longform_run
+
+    rows = check_longform_run(demo / "mgcm", demo / "data")
+    assert [int(r["k"]) for r in rows] == [1, 3, 5, 7]
+    assert {int(r["n_talks"]) for r in rows} == {2} and {int(r["n_sentences"]) for r in rows} == {20}
+    assert all(int(r["hyp_words"]) > 0 for r in rows)
+    assert "## Whole talks (long-form)" in (demo / "results.md").read_text()
+    assert (demo / "bleu_streamlaal.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_demo_results_table_equals_sacrebleu_recomputed_from_the_hypotheses(demo):

@@ -114,6 +114,7 @@ def _machine(values: dict[str, str]) -> None:
     _one_of(values, "specaugment", ("", "lb", "ld", "sm", "ss"),
             "use lb, ld, sm or ss (fairseq's policies) or leave it empty")
     _one_of(values, "asr_pretrain", ("true", "false"), "use true or false")
+    _one_of(values, "longform", ("true", "false"), "use true or false")
     ngpus, nnodes = int(values["ngpus"]), int(values["nnodes"])
     if int(values["node_rank"]) >= nnodes:
         raise BadOption(f"--node-rank {values['node_rank']}: must be below --nnodes {nnodes}")

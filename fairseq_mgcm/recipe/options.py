@@ -73,6 +73,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("k_list", "1 3 5 7 9 1000", "wait-k values for the simultaneous sweep (1000 = offline)"),
     Option("segment_size", "", "ms of audio SimulEval sends per read (default: model's read step)"),
     Option("eval_max_instances", "", "evaluate only the first N instances (quick checks)"),
+    Option("longform", "false", "true: stage 6 also streams every test talk whole (longform.md)"),
     Option("agent_device", "", "cpu | cuda (default: cuda when ngpus > 0)"),
 )
 _NAMES = {option.name for option in OPTIONS}

@@ -1,11 +1,12 @@
 """Draw BLEU against AL, one mean curve per method with its seed spread, as a PNG (the
-recipe's final figure)."""
+recipe's final figure); the same against StreamLAAL for the long-form runs."""
 from __future__ import annotations
 
 import logging
 import math
 import os
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,9 @@ from fairseq_mgcm.recipe.results import MethodResult
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_bleu_al"]
+__all__ = ["plot_bleu_al", "plot_bleu_latency"]
+
+Rows = Callable[[MethodResult], list[dict[str, float]]]  # a run's table rows (k, BLEU, ...)
 
 
 def plot_bleu_al(results: list[MethodResult], output: str | os.PathLike,
@@ -23,6 +26,15 @@ def plot_bleu_al(results: list[MethodResult], output: str | os.PathLike,
     """One curve per method through its mean (AL, BLEU) at each k, with error bars of one
     sample standard deviation over seeds in both directions (none with a single seed);
     written atomically."""
+    return plot_bleu_latency(results, output, title, lambda result: result.simul, "AL",
+                             "AL (ms)", "simul/results.tsv")
+
+
+def plot_bleu_latency(results: list[MethodResult], output: str | os.PathLike, title: str,
+                      rows: Rows, latency: str, xlabel: str, table: str) -> Path:
+    """As :func:`plot_bleu_al`, over the ``rows`` of each run (the segmented sweep's, the
+    long-form stage's) with ``latency`` on the x axis; ``table`` names the file the rows come
+    from, for the error when no run has any."""
     # fairseq's wav2vec2_classification sets the root logger to DEBUG at import time, which
     # would make matplotlib print its font search.
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
@@ -33,7 +45,7 @@ def plot_bleu_al(results: list[MethodResult], output: str | os.PathLike,
 
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
     drawn = 0
-    for method, points in _points_by_method(results).items():
+    for method, points in _points_by_method(results, rows, latency).items():
         if not points:
             continue
         ks = sorted(points, key=lambda k: _mean([al for al, _ in points[k]]))
@@ -49,8 +61,8 @@ def plot_bleu_al(results: list[MethodResult], output: str | os.PathLike,
                         xytext=(3, 3))
         drawn += 1
     if drawn == 0:
-        raise ValueError("no simultaneous results to plot (simul/results.tsv missing?)")
-    ax.set_xlabel("AL (ms)")
+        raise ValueError(f"no simultaneous results to plot ({table} missing?)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("BLEU")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -58,16 +70,17 @@ def plot_bleu_al(results: list[MethodResult], output: str | os.PathLike,
     return save_png(fig, output)
 
 
-Points = dict[float, list[tuple[float, float]]]  # k -> (AL, BLEU) of each seed's run
+Points = dict[float, list[tuple[float, float]]]  # k -> (latency, BLEU) of each seed's run
 
 
-def _points_by_method(results: list[MethodResult]) -> dict[str, Points]:
-    """method -> k -> (AL, BLEU) of each seed's run, leaving out unscored rows."""
+def _points_by_method(results: list[MethodResult], rows: Rows, latency: str
+                      ) -> dict[str, Points]:
+    """method -> k -> (latency, BLEU) of each seed's run, leaving out unscored rows."""
     points: dict[str, Points] = {}
     for result in results:
         by_k = points.setdefault(result.method, {})
-        for row in result.simul:
-            al, bleu = row.get("AL", math.nan), row.get("BLEU", math.nan)
+        for row in rows(result):
+            al, bleu = row.get(latency, math.nan), row.get("BLEU", math.nan)
             if not (math.isnan(al) or math.isnan(bleu)):
                 by_k.setdefault(row.get("k", math.nan), []).append((al, bleu))
     return points

@@ -29,8 +29,8 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 def report_inputs(runs: list[Run], test_set: str) -> list[Path]:
     """The files of every run that the table is made from (those that exist)."""
-    names = ("simul/results.tsv", "offline_bleu.txt", f"generate-{test_set}.txt",
-             "train_peak.json", "conflict.jsonl")
+    names = ("simul/results.tsv", "longform/results.tsv", "offline_bleu.txt",
+             f"generate-{test_set}.txt", "train_peak.json", "conflict.jsonl")
     return [run.folder / name for run in runs for name in names if (run.folder / name).exists()]
 
 

@@ -3,6 +3,7 @@
 Reads, for each run directory (``EXP/<method>/``, or ``EXP/<method>/seed<N>/`` per seed):
   offline_bleu.txt     the line fairseq-generate prints with the corpus BLEU
   simul/results.tsv    scripts/simuleval_sweep.py's table (one row per k and segment size)
+  longform/results.tsv the long-form stage's table (fairseq_mgcm/longform/stage.py), if run
   train_peak.json      fairseq_mgcm.recipe.peak_memory's record of the training run
   conflict.jsonl       the conflict engine's aggregated telemetry (optional, streamed)
   checkpoints/train.log  fairseq-train's log: the dev curve (ST loss on dev after each epoch)
@@ -47,6 +48,7 @@ class MethodResult:
     offline_bleu: float | None = None
     simul: list[dict[str, float]] = field(default_factory=list)  # rows of results.tsv
     simul_logs: list[Path] = field(default_factory=list)  # each row's SimulEval instances.log
+    longform: list[dict[str, float]] = field(default_factory=list)  # longform/results.tsv rows
     peak_rss_mb: float | None = None
     train_wall_s: float | None = None
     train_cpu_s: float | None = None  # user + system CPU time of the training processes
@@ -112,6 +114,7 @@ def collect(exp_dir: str | Path, methods: list[str],
         result = MethodResult(method, seed, root)
         result.offline_bleu = read_offline_bleu(root / "offline_bleu.txt")
         result.simul, result.simul_logs = _simul_rows(root / "simul" / "results.tsv")
+        result.longform, _ = _simul_rows(root / "longform" / "results.tsv")
         peak = root / "train_peak.json"
         if peak.exists():
             record = read_train_peak(peak)

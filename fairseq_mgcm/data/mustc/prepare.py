@@ -10,6 +10,8 @@ Outputs in ``out_dir`` (see docs/architecture.md, section 2):
     spm_tgt.{model,txt}            target SentencePiece model + fairseq dictionary
     spm_src.{model,txt}            English (transcripts, for CTC/ASR)
     simuleval/<split>/             wav/<id>.wav, source.txt, target.txt (not for train splits)
+    simuleval/<split>-talks/       whole talks: wav/<talk>.wav, source.txt, target.txt,
+                                   sentences.{yaml,txt} (not for train splits; talk_lists.py)
 
 Stages: validate all inputs of all splits first (nothing is written if anything is wrong),
 then per split features + manifest, SentencePiece, SimulEval inputs, config. Each stage is
@@ -42,6 +44,7 @@ from fairseq_mgcm.data.mustc.features import (
     talk_features,
 )
 from fairseq_mgcm.data.mustc.reader import SplitData, find_lang_dir, read_split
+from fairseq_mgcm.data.mustc.talk_lists import talks_stage
 from fairseq_mgcm.data.mustc.vocab import train_sentencepiece
 from fairseq_mgcm.data.parallel import ordered_map
 from fairseq_mgcm.data.progress import Progress
@@ -272,7 +275,8 @@ def _remove_stale_temps(out_dir: Path, splits: list[str]) -> None:
     as large as the zip. A finished or interrupted (SIGINT, SIGTERM) run leaves none."""
     folders = [out_dir, out_dir / ".done", out_dir / ".work"]
     for split in splits:
-        folders += [out_dir / "simuleval" / split, out_dir / "simuleval" / split / "wav"]
+        for name in (split, f"{split}-talks"):
+            folders += [out_dir / "simuleval" / name, out_dir / "simuleval" / name / "wav"]
     stale = [p for folder in folders for p in remove_stale_temps(folder)]
     if stale:
         log(f"removed {len(stale)} temporary files left by an interrupted run "
@@ -322,6 +326,7 @@ def prepare(
     for data in datasets:
         if not is_train_split(data.name):
             simuleval_stage(data, out_dir, progress_every)
+            talks_stage(data, out_dir, _inputs_signature(data), progress_every)
     _write_config(out_dir, specaugment)
     log(f"done: {out_dir}")
     return out_dir
