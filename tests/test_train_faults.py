@@ -63,6 +63,8 @@ KILL_POINTS = {
 # KeyboardInterrupt (two such loaded runs slept on; the stack dump showed the run still paused).
 _PAUSE_AT = """
 import faulthandler, signal, sys, time
+from fairseq_mgcm.fast_start import defer_unused_imports
+defer_unused_imports()  # before fairseq loads, as in python -m fairseq_mgcm.cli
 signal.signal(signal.SIGINT, signal.default_int_handler)
 faulthandler.register(signal.SIGUSR1, all_threads=True)  # the stacks, if it ever hangs
 AT, READY = int(sys.argv.pop(1)), sys.argv.pop(1)
@@ -77,16 +79,15 @@ def train_step(self, samples, raise_oom=False):
     return real_step(self, samples, raise_oom)
 
 trainer.Trainer.train_step = train_step
-from fairseq_cli.train import cli_main
-sys.argv[0] = "fairseq-train"
-cli_main()
+from fairseq_mgcm.cli import main
+sys.exit(main(["train", *sys.argv[1:]]))
 """
 
 
 def _command(data: Path, save_dir: Path) -> list[str]:
     extra = ["--cpu", "--max-update", str(MAX_UPDATE), "--save-interval-updates",
              str(SAVE_EVERY), "--log-interval", "1"]
-    return [sys.executable, "-m", "fairseq_cli.train", *_argv(data, save_dir, 100, extra)]
+    return [sys.executable, "-m", "fairseq_mgcm.cli", "train", *_argv(data, save_dir, 100, extra)]
 
 
 def _env() -> dict[str, str]:
@@ -162,7 +163,7 @@ def uninterrupted(prepared_tiny: Path, tmp_path_factory: pytest.TempPathFactory)
 def _kill_during(command: list[str], update: int, ready: Path, sig: int) -> str:
     """Start ``command`` paused after ``update`` updates (``_PAUSE_AT``); once it holds there,
     send ``sig``. Returns the log; fails if the process did not die of the signal."""
-    paused = [sys.executable, "-c", _PAUSE_AT, str(update), str(ready), *command[3:]]
+    paused = [sys.executable, "-c", _PAUSE_AT, str(update), str(ready), *command[4:]]
     process = subprocess.Popen(paused, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -283,9 +284,8 @@ else:
         return real_copy(src, dst, *args, **kwargs)
     shutil.copyfile = copyfile
 
-from fairseq_cli.train import cli_main
-sys.argv[0] = "fairseq-train"
-cli_main()
+from fairseq_mgcm.cli import main
+sys.exit(main(["train", *sys.argv[1:]]))
 """
 
 
@@ -295,7 +295,7 @@ def test_killed_inside_a_checkpoint_write_resumes_to_the_same_state(where, prepa
                                                                      uninterrupted, tmp_path):
     save_dir = tmp_path / "ck"
     command = _command(prepared_tiny, save_dir)
-    dying = [sys.executable, "-c", _DIE_IN_WRITE, where, *command[3:]]
+    dying = [sys.executable, "-c", _DIE_IN_WRITE, where, *command[4:]]
     done = subprocess.run(dying, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT)
     assert done.returncode == -signal.SIGKILL, done.stdout[-3000:]

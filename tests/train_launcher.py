@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import sys
 
+from fairseq_mgcm.fast_start import defer_unused_imports
+
+defer_unused_imports()  # before fairseq loads, as python -m fairseq_mgcm.cli does
+
 import torch
 from fairseq import trainer as fairseq_trainer
 from fairseq.models import distributed_fairseq_model

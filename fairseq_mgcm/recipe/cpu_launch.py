@@ -8,7 +8,10 @@ processes itself, each with ``--distributed-rank``, a shared ``file://`` rendezv
 
 Usage::
 
-    python -m fairseq_mgcm.recipe.cpu_launch --nprocs 2 -- fairseq-train DATA --cpu ...
+    python -m fairseq_mgcm.recipe.cpu_launch --nprocs 2 -- \\
+        python -m fairseq_mgcm.cli train DATA --cpu ...
+
+(run.sh's command: fairseq-train through ``fairseq_mgcm/cli.py``; any command works.)
 
 Rank 0's output goes to stdout; rank r's to ``<save-dir>/train.rank<r>.log``. Exits with the
 first non-zero status of any rank (the others are then stopped), else 0.

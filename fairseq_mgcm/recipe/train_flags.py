@@ -67,6 +67,9 @@ def read_flags(path: Path) -> list[Flag]:
 def check_combination(flags: list[Flag]) -> None:
     """Parse ``flags`` as ``fairseq-train DATA --user-dir fairseq_mgcm FLAGS``; raise
     :class:`BadFlag` naming the source of the first flag the parser refuses."""
+    from fairseq_mgcm.fast_start import defer_unused_imports
+
+    defer_unused_imports()  # before fairseq's first import in this process (configure.py)
     from fairseq import options
 
     import fairseq_mgcm

@@ -2,11 +2,12 @@
 the training and what it started (no orphan), nothing is marked trained, and a second recipe
 on the same folder is refused naming the first one's training, before it writes anything.
 
-fairseq-train is a stand-in on PATH (it records its pid and a child's, then waits), so the test
-takes seconds; the prepared data is three small files, as much as stage 3 reads before it
-trains. The supervisor and the lock have their unit tests (test_supervise.py, test_run_lock.py);
-this is their wiring in run.sh, run once. No test depends on timing: it waits for files and
-exits, with a bound on a hang only."""
+fairseq-train (``python -m fairseq_mgcm.cli train``) is a stand-in, through a ``python`` first on
+PATH that runs every other command with the real one (it records its pid and a child's, then
+waits), so the test takes seconds; the prepared data is three small files, as much as stage 3
+reads before it trains. The supervisor and the lock have their unit tests (test_supervise.py,
+test_run_lock.py); this is their wiring in run.sh, run once. No test depends on timing: it
+waits for files and exits, with a bound on a hang only."""
 import os
 import signal
 import socket
@@ -23,6 +24,11 @@ sleep 1000 & echo $! > "$MGCM_TEST_OUT/grandchild"
 echo $$ > "$MGCM_TEST_OUT/train"
 wait
 """
+# run.sh's fairseq-train is `python -m fairseq_mgcm.cli train ...`
+FAKE_PYTHON = f"""#!/bin/sh
+[ "$1 $2 $3" != "-m fairseq_mgcm.cli train" ] || exec "$(dirname "$0")/fake-train"
+exec "{sys.executable}" "$@"
+"""
 
 
 def alive(pid: int) -> bool:
@@ -36,8 +42,9 @@ def alive(pid: int) -> bool:
 def test_sigterm_leaves_no_training_behind_and_a_second_writer_is_refused(tmp_path):
     bin_dir, exp = tmp_path / "bin", tmp_path / "exp"
     bin_dir.mkdir()
-    (bin_dir / "fairseq-train").write_text(FAKE_TRAIN)
-    (bin_dir / "fairseq-train").chmod(0o755)
+    for name, text in (("fake-train", FAKE_TRAIN), ("python", FAKE_PYTHON)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
     (exp / "data").mkdir(parents=True)
     for name in ("config.yaml", "train.tsv", "dev.tsv"):
         (exp / "data" / name).write_text(f"{name}\n")
