@@ -48,6 +48,14 @@ class LongformPolicy:
     min_pause_ms: int = 150
     max_sentence_ms: int = 20000
     silence_below: float | None = -1.5
+    pause_ends_sentence_ms: int | None = 250
+
+    @property
+    def pause_frames(self) -> int | None:
+        """Quiet fbank frames that end a sentence (None: only the decoder ends sentences)."""
+        if self.pause_ends_sentence_ms is None or self.silence_below is None:
+            return None
+        return -(-self.pause_ends_sentence_ms // FRAME_SHIFT_MS)
 
     def __post_init__(self) -> None:
         if self.history not in HISTORIES:
@@ -71,6 +79,8 @@ class LongformPolicy:
             min_pause_ms=getattr(args, "min_pause_ms", defaults.min_pause_ms),
             max_sentence_ms=getattr(args, "max_sentence_ms", defaults.max_sentence_ms),
             silence_below=getattr(args, "silence_below", defaults.silence_below),
+            pause_ends_sentence_ms=getattr(args, "pause_ends_sentence_ms",
+                                           defaults.pause_ends_sentence_ms),
         )  # fmt: skip
 
     @property
@@ -102,6 +112,12 @@ class LongformPolicy:
             help="--longform: cut a sentence without end-of-sentence after this much audio",
         )  # fmt: skip
         parser.add_argument(
+            "--pause-ends-sentence-ms", type=_int_or_none,
+            default=defaults.pause_ends_sentence_ms,
+            help="--longform: a pause this long after speech ends the sentence's source, as "
+            "the end of a training utterance does (none: only end-of-sentence predictions)",
+        )  # fmt: skip
+        parser.add_argument(
             "--silence-below", type=_float_or_none, default=defaults.silence_below,
             help="--longform: a sentence starts at the first frame whose mean normalised "
             "log-mel energy reaches this (none: at the boundary itself)",
@@ -110,6 +126,10 @@ class LongformPolicy:
 
 def _float_or_none(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
+
+
+def _int_or_none(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
 
 
 class FeatureTail:
@@ -134,6 +154,7 @@ class FeatureTail:
         self._skip = 0
         self.awaiting_speech = silence_below is not None
         self.n_silent_dropped = 0
+        self.trailing_quiet = 0  # quiet frames at the end of the tail
 
     def append(self, frames: Tensor) -> Tensor:
         """Add newly computed frames; return those that belong to the current stream."""
@@ -144,7 +165,17 @@ class FeatureTail:
         if frames.shape[0]:
             self._chunks.append(frames)
             self.n_frames += frames.shape[0]
+            self._count_trailing_quiet(frames)
         return frames
+
+    def _count_trailing_quiet(self, frames: Tensor) -> None:
+        if self.silence_below is None:
+            return
+        loud = (frames.mean(dim=1) >= self.silence_below).nonzero()
+        if loud.numel():
+            self.trailing_quiet = frames.shape[0] - 1 - int(loud[-1])
+        else:
+            self.trailing_quiet += frames.shape[0]
 
     def _from_speech_onset(self, frames: Tensor) -> Tensor:
         if not self.awaiting_speech or self.silence_below is None or not frames.shape[0]:
@@ -154,6 +185,10 @@ class FeatureTail:
         self.n_silent_dropped += onset
         self.awaiting_speech = onset == frames.shape[0]
         return frames[onset:]
+
+    def frames(self) -> Tensor:
+        """Every frame kept ``[n_frames, bins]``."""
+        return torch.cat(self._chunks) if self._chunks else torch.zeros(0, 0)
 
     def last_pause_end(self, start: int, end: int, min_pause: int) -> int | None:
         """The frame after the last run of at least ``min_pause`` quiet frames in
@@ -180,11 +215,13 @@ class FeatureTail:
         self.awaiting_speech = self.silence_below is not None
         if first >= self.n_frames:
             self._skip += first - self.n_frames
-            self._chunks, self.n_frames = [], 0
+            self._chunks, self.n_frames, self.trailing_quiet = [], 0, 0
             return []
         kept = torch.cat(self._chunks)[first:]
         kept = torch.cat([kept[:context], self._from_speech_onset(kept[context:])])
         self._chunks, self.n_frames = ([kept], kept.shape[0]) if kept.shape[0] else ([], 0)
+        self.trailing_quiet = 0
+        self._count_trailing_quiet(kept)
         return self._chunks
 
 

@@ -29,6 +29,9 @@ from fairseq_mgcm.data.audio import downmix, downmix_warning
 
 logger = logging.getLogger(__name__)
 
+# --longform: less speech than this (fbank frames, 10 ms each) before a pause is not a sentence
+MIN_SENTENCE_FRAMES = 30
+
 
 class WaitkStates(AgentStates):
     """Source samples (mono) -> fbank -> CMVN -> encoder states; decoder and word assembly."""
@@ -65,6 +68,34 @@ class WaitkStates(AgentStates):
         self.tail = FeatureTail(gate)
         self.context_states = 0
         self.n_sentences = 0
+        self.pause_closed = False  # a pause ended this sentence's source (--longform)
+
+    @property
+    def sentence_closed(self) -> bool:
+        """No more source for the current sentence: the talk has ended, or a pause closed it."""
+        return self.source_finished or self.pause_closed
+
+    def close_sentence_at_pause(self) -> None:
+        """Long-form: after ``pause_ends_sentence_ms`` of quiet frames that followed speech, the
+        current sentence's source ends here (as a training utterance ends after its speech)."""
+        assert self.longform is not None
+        limit = self.longform.pause_frames
+        if self.pause_closed or limit is None or self.tail.trailing_quiet < limit:
+            return
+        n_speech = self.tail.n_frames - self.tail.trailing_quiet
+        if n_speech <= 0:
+            return  # no speech in this sentence yet
+        if n_speech < MIN_SENTENCE_FRAMES and self.decoder.n_written == 0:
+            # a fragment (the last sound of a sentence the decoder ended a moment early, a
+            # click): too short to be a sentence; translating it would make words up
+            self.start_next_sentence(self.encoder.n_frames)
+            return
+        self.pause_closed = True
+        # the sentence's source ends where its speech ended: re-encode without the pause
+        # (complete chunks give the same states; the decoder re-reads them all)
+        self.encoder.reset()
+        self.encoder.push(self.tail.frames()[:n_speech], finished=True)
+        self._encoder_rewrote = True
 
     @property
     def sentence_states(self) -> int:
@@ -150,6 +181,7 @@ class WaitkStates(AgentStates):
         self.words.reset()
         self._encoder_rewrote = self._refreshed = False
         self.retry_at = 0
+        self.pause_closed = False
         self.n_sentences += 1
         frames = kept[0] if kept else torch.zeros(0, self.loaded.num_mel_bins)
         self.encoder.push(frames, finished=self.source_finished)

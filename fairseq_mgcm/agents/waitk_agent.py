@@ -189,18 +189,24 @@ class WaitkAgent(SpeechToTextAgent):
         words: list[str] = []
         if self.longform is not None and not states.source_finished:
             words += self._cut_overlong_sentence()
+            states.close_sentence_at_pause()
         pieces: list[str] = []
         finished = False
         while True:
-            if states.source_finished and states.sentence_states <= 0:
-                finished = True  # no (more) audio: nothing to translate
-                break
-            if not states.source_finished and not self.may_write():
+            # the source of this sentence has ended: the talk's, or a pause (--longform)
+            closed = states.sentence_closed
+            if closed and states.sentence_states <= 0:  # no (more) audio: nothing to translate
+                if states.source_finished:
+                    finished = True
+                    break
+                states.start_next_sentence(states.encoder.n_frames)
+                continue
+            if not closed and not self.may_write():
                 break  # read
             if states.decoder.n_written >= self.max_target_tokens():
-                finished = True  # runaway guard at the end of the source
-                break
-            token = states.predict_next()
+                token = states.decoder.eos  # runaway guard at the end of the source
+            else:
+                token = states.predict_next()
             if token != states.decoder.eos:
                 pieces.append(states.commit(token))
             elif states.source_finished:
@@ -210,7 +216,8 @@ class WaitkAgent(SpeechToTextAgent):
                 # this sentence of the talk ends here; the next starts on the audio that follows
                 words += states.words.push(pieces) + states.words.flush()
                 pieces = []
-                states.start_next_sentence(self._boundary())
+                states.start_next_sentence(states.encoder.n_frames if closed
+                                           else self._boundary())
             else:
                 states.take_back(wait_states=self.ratio)  # early end of sentence: read on
                 break

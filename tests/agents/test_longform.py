@@ -172,3 +172,32 @@ def test_the_boundary_is_the_end_of_the_last_long_enough_pause() -> None:
     assert tail.last_pause_end(0, 10, min_pause=4) is None  # no pause that long
     assert tail.last_pause_end(6, 10, min_pause=3) is None  # only looks back from 6
     assert FeatureTail(None).last_pause_end(0, 10, min_pause=1) is None
+
+
+def test_a_pause_after_speech_ends_the_sentence_at_the_end_of_its_speech() -> None:
+    """With CMVN (here: log-mel / 5, so digital silence sits near -3 and speech above 0), a
+    pause of --pause-ends-sentence-ms closes the sentence: its decoder reads the speech only,
+    finishes the sentence, and the next one starts at the next speech onset."""
+    loaded = make_loaded(chunk_size=4)
+    loaded.cmvn = lambda frames: frames / 5
+    agent = WaitkAgent(Namespace(waitk=2, max_len_a=0.2, max_len_b=10, longform=True),
+                       loaded=loaded)
+    agent.states.decoder.decoder = wrapper = EndSentences(loaded.model.decoder)
+    seen: list[int] = []
+    inner = wrapper.forward
+
+    def forward(prev, encoder_out, **kwargs):
+        seen.append((agent.states.n_sentences, encoder_out["encoder_out"][0].shape[0]))
+        return inner(prev, encoder_out, **kwargs)
+
+    wrapper.forward = forward
+    speech = speechlike(1.6, seed=2)
+    talk = torch.cat([speech, torch.zeros(RATE // 2), speechlike(1.6, seed=4)])
+    writes = simulate(agent, talk, RATE, SEGMENT_MS)
+    assert agent.states.n_sentences == 1  # the pause: one boundary
+    first = [n for sentence, n in seen if sentence == 0]
+    # 1.6 s of speech = 159 fbank frames = 40 states
+    assert first[-1] == 40  # once closed, the stream ends where the speech ended
+    pause_ms = 1600 + 250
+    assert any(w.delay_ms <= pause_ms + SEGMENT_MS and w.text for w in writes)  # closed early
+    assert writes[-1].finished
