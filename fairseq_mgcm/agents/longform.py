@@ -48,7 +48,7 @@ class LongformPolicy:
     min_pause_ms: int = 150
     max_sentence_ms: int = 20000
     silence_below: float | None = -1.5
-    pause_ends_sentence_ms: int | None = 250
+    pause_ends_sentence_ms: int | None = 200
 
     @property
     def pause_frames(self) -> int | None:

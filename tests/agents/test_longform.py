@@ -198,6 +198,6 @@ def test_a_pause_after_speech_ends_the_sentence_at_the_end_of_its_speech() -> No
     first = [n for sentence, n in seen if sentence == 0]
     # 1.6 s of speech = 159 fbank frames = 40 states
     assert first[-1] == 40  # once closed, the stream ends where the speech ended
-    pause_ms = 1600 + 250
+    pause_ms = 1600 + 200  # --pause-ends-sentence-ms
     assert any(w.delay_ms <= pause_ms + SEGMENT_MS and w.text for w in writes)  # closed early
     assert writes[-1].finished
