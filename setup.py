@@ -20,6 +20,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["fairseq_mgcm", "fairseq_mgcm.*"]),
+    package_data={"fairseq_mgcm.live": ["web/*"]},  # the live demo's page
     python_requires=">=3.11",
     install_requires=_requirements("requirements.txt"),
     extras_require={"test": _requirements("requirements-test.txt")},

@@ -36,6 +36,8 @@ INSTALL = ROOT / "docs" / "install.md"
 SOURCE_LIST = "python -m fairseq_mgcm.data.mustc.source_list $DATA/simuleval/tst-COMMON/source.txt"
 SIMULEVAL = "simuleval --agent-class fairseq_mgcm.agents.waitk_agent.WaitkAgent"
 SWEEP = "python scripts/simuleval_sweep.py"
+SIMULSTREAM = "MGCM_CHECKPOINT=exp/mustc_s/none/checkpoint_avg.pt python -m simulstream.inference"
+SERVE = "scripts/serve.sh exp/mustc_s/none/checkpoint_avg.pt"  # tests/live/test_browser_demo.py
 MAKE_DE = "python scripts/make_corpus.py --out corpus --n-train"
 PREPARE_DE = "python scripts/prepare_mustc.py --mustc-root corpus --out-dir data "
 RELEASE_DE = "python scripts/prepare_mustc.py --mustc-root /path/to/MUSTC_v1.0 --out-dir"
@@ -52,7 +54,7 @@ PIN_REST = "/tmp/lock-venv/bin/pip install --no-build-isolation -r requirements.
 FREEZE = "/tmp/lock-venv/bin/pip check && /tmp/lock-venv/bin/pip freeze --all"
 
 RUN = {
-    AGENT: (SOURCE_LIST, SIMULEVAL, SWEEP),
+    AGENT: (SOURCE_LIST, SIMULEVAL, SWEEP, SIMULSTREAM, SERVE),
     DATA: (MAKE_DE, PREPARE_DE, RELEASE_DE, RELEASE_FR, MAKE_FR, PREPARE_FR, IMPORT, RECIPE),
     INSTALL: (FREEZE,),
 }
@@ -125,6 +127,44 @@ def test_agent_doc_simuleval_run_and_sweep(prepared_tiny, trained_tiny, tmp_path
     rows = read_tsv(work / "exp" / "mustc_s" / "none" / "simul" / "results.tsv")
     assert [(r["k"], r["segment_size"], r["n_instances"]) for r in rows] == [
         (k, "160", "2") for k in ("1", "3", "5", "7", "9", "1000")]  # segment: the read step
+
+
+@pytest.mark.slow
+def test_agent_doc_simulstream_inference(prepared_tiny, trained_tiny, tmp_path, monkeypatch):
+    """simulstream's offline runner with the shipped YAML, as a process (~10 s, most of it
+    importing torch, fairseq and simulstream): its log, read by simulstream's own reader, holds
+    what the processor writes for each wav in this process."""
+    from types import SimpleNamespace
+
+    import soundfile as sf
+    from simulstream.config import yaml_config
+    from simulstream.metrics.readers import LogReader
+    from simulstream.server.speech_processors import build_speech_processor
+    work = checkout(tmp_path)
+    (work / "exp" / "mustc_s" / "none").mkdir(parents=True)
+    (work / "exp" / "mustc_s" / "none" / "checkpoint_avg.pt").symlink_to(
+        trained_tiny["chunk-causal"])
+    shell(command_line(AGENT, SOURCE_LIST), work, DATA=str(prepared_tiny))
+    # Budget: the first 2 wavs of the list instead of all 10.
+    wavs = (work / "source.txt").read_text().splitlines()[:2]
+    (work / "source.txt").write_text("".join(f"{wav}\n" for wav in wavs))
+    shell(command_line(AGENT, SIMULSTREAM), work)
+    log = work / "exp" / "mustc_s" / "none" / "simulstream.jsonl"
+    reader = LogReader(SimpleNamespace(detokenizer_type="simuleval", latency_unit="word"), str(log))
+    texts = {name: out.final_text for name, out in reader.final_outputs_and_latencies().items()}
+
+    monkeypatch.setenv("MGCM_CHECKPOINT", str(trained_tiny["chunk-causal"]))
+    processor = build_speech_processor(yaml_config(str(ROOT / "configs/simulstream/waitk.yaml")))
+    expected = {}
+    for wav in wavs:
+        audio = sf.read(wav, dtype="float32")[0]
+        step = int(processor.speech_chunk_size * 16000)
+        words = [w for i in range(0, len(audio), step)
+                 for w in processor.process_chunk(audio[i : i + step]).new_tokens]
+        words += processor.end_of_stream().new_tokens
+        processor.clear()
+        expected[Path(wav).stem] = " ".join(words)
+    assert texts == expected and all(expected.values())
 
 
 def test_agent_doc_sweep_options_are_the_scripts():

@@ -46,6 +46,8 @@ GROUPS = {
     "conflict": _modules_under("conflict"),  # the engine and its telemetry
     "data": _modules_under("data"),  # corpus maker and MuST-C preparation
     "recipe": _modules_under("recipe"),  # results, comparison, statistics, plots, memory
+    "live": _modules_under("live"),  # the demo server: simulstream, not fairseq/SimulEval
+    "longform": _modules_under("longform"),  # talks, re-segmentation, StreamLAAL, its report
     "agent pieces": [f"fairseq_mgcm.agents.{name}" for name in (
         "online_fbank", "resample", "streaming_encoder", "read_step", "words")],
 }

@@ -280,6 +280,10 @@ def test_simulstream_inference_with_the_shipped_config(
     wavs.write_text(f"{wav}\n")
     monkeypatch.setenv("MGCM_CHECKPOINT", str(trained_tiny["chunk-causal"]))
     monkeypatch.setattr(METRICS_LOGGER, "level", logging.INFO)  # the CLI's basicConfig level
+    # an earlier test in this worker may have run a logging config that disables existing
+    # loggers (fairseq's and hydra's do) or raised logging's global threshold
+    monkeypatch.setattr(METRICS_LOGGER, "disabled", False)
+    monkeypatch.setattr(logging.root.manager, "disable", logging.NOTSET)
     log = tmp_path / "metrics.jsonl"
     try:
         main(Namespace(speech_processor_config=str(SHIPPED), wav_list_file=str(wavs),

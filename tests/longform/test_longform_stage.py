@@ -87,8 +87,10 @@ def test_a_talk_streamed_whole_and_scored_as_simulstream_scores_it(
 
 
 def test_every_command_of_the_doc_is_run_by_a_test():
-    """docs/longform.md's commands: the stage's (run above) and the demo recipe with
-    ``--longform true`` (tests/test_recipe_demo.py)."""
+    """docs/longform.md's commands: the stage's (run above), the demo recipe with
+    ``--longform true`` (tests/test_recipe_demo.py) and the benchmark
+    (tests/longform/test_bench_longform.py)."""
     assert sorted(commands(DOC)) == sorted([
         "scripts/run.sh --recipe configs/recipes/demo.sh --longform true",
-        " ".join(command_starting(DOC, "python -m fairseq_mgcm.longform.stage"))])
+        " ".join(command_starting(DOC, "python -m fairseq_mgcm.longform.stage")),
+        " ".join(command_starting(DOC, "OMP_NUM_THREADS=1 python benchmarks/bench_longform.py"))])
