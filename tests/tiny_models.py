@@ -21,9 +21,11 @@ ENCODERS = {
 
 
 def train_command(data: Path, save_dir: Path, encoder_args: list[str]) -> list[str]:
-    fairseq_train = Path(sys.executable).parent / "fairseq-train"
+    """fairseq-train's command line, through the recipe's launcher (``fairseq_mgcm/cli.py``:
+    fairseq-train itself, started without loading scikit-learn)."""
     return [
-        str(fairseq_train), str(data), "--user-dir", str(REPO / "fairseq_mgcm"),
+        sys.executable, "-m", "fairseq_mgcm.cli", "train", str(data),
+        "--user-dir", str(REPO / "fairseq_mgcm"),
         "--config-yaml", "config.yaml", "--train-subset", "train", "--valid-subset", "dev",
         "--task", "speech_to_text_multitask", "--arch", "waitk_s2t_transformer_tiny",
         "--criterion", "st_ctc_asr", *encoder_args, "--pre-decision-ratio", "4",
@@ -38,7 +40,8 @@ def train_command(data: Path, save_dir: Path, encoder_args: list[str]) -> list[s
 def train_tiny(data: Path, save_dirs: dict[str, Path]) -> dict[str, Path]:
     """Train one tiny model per encoder of ``save_dirs`` (``ENCODERS`` names), side by side on
     one thread each; ``{name: checkpoint_last.pt}``."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     runs = {
         name: subprocess.Popen(train_command(data, save_dir, ENCODERS[name]), env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 from pathlib import Path
 
 from sacrebleu.metrics.bleu import BLEU
@@ -41,3 +42,18 @@ def check_longform_run(run_dir: Path, data_dir: Path, split: str = "tst-COMMON"
             assert math.isfinite(float(row["StreamLAAL"])), row
             assert math.isfinite(float(row["StreamLAAL_CA"])), row
     return rows
+
+
+def load_simulstream_quality(monkeypatch) -> None:
+    """Make simulstream's quality-scorer package importable here: it imports COMET's scorer on
+    import, and COMET needs numpy<2 (not installed). A stand-in ``comet`` module lets it load;
+    a half-imported copy left by an earlier failed import in this process (its COMET scorer
+    subclassing a class the re-import replaced) is dropped first."""
+    import types
+
+    if "comet" not in sys.modules:
+        stand_in = types.ModuleType("comet")
+        stand_in.download_model = stand_in.load_from_checkpoint = None  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "comet", stand_in)
+    for name in [m for m in sys.modules if m.startswith("simulstream.metrics.scorers.quality")]:
+        del sys.modules[name]

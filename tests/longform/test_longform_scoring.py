@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
-import types
 from pathlib import Path
 
 import pytest
+from longform_testing import load_simulstream_quality
 from sacrebleu.metrics.bleu import BLEU
 from sacrebleu.metrics.chrf import CHRF
 
@@ -105,10 +104,7 @@ def simulstream_bleu(monkeypatch):
     COMET's too, which needs numpy<2 and is not installed: a stand-in ``comet`` module lets
     the package load (the COMET scorer itself is never built)."""
     pytest.importorskip("simulstream")
-    stand_in = types.ModuleType("comet")
-    stand_in.download_model = stand_in.load_from_checkpoint = None  # type: ignore[attr-defined]
-    if "comet" not in sys.modules:
-        monkeypatch.setitem(sys.modules, "comet", stand_in)
+    load_simulstream_quality(monkeypatch)
     from simulstream.metrics.scorers.quality import QualityScoringSample
     from simulstream.metrics.scorers.quality.sacrebleu import SacreBLEUScorer
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import sys
-import types
 from pathlib import Path
 
 import pytest
 from docs_commands import command_starting, commands
-from longform_testing import check_longform_run
+from longform_testing import check_longform_run, load_simulstream_quality
 
 from fairseq_mgcm.longform.instances import read_streams
 from fairseq_mgcm.longform.stage import main
@@ -34,10 +32,7 @@ def documented_argv(checkpoint: Path, data: Path, out: Path) -> list[str]:
 def _simulstream_scores(talks, streams, monkeypatch) -> tuple[float, float, float]:
     """simulstream's BLEU and (StreamLAAL, computation-aware) in ms on the same inputs."""
     pytest.importorskip("simulstream")
-    if "comet" not in sys.modules:  # its quality package imports COMET (numpy<2): not built
-        stand_in = types.ModuleType("comet")
-        stand_in.download_model = stand_in.load_from_checkpoint = None  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "comet", stand_in)
+    load_simulstream_quality(monkeypatch)
     from simulstream.metrics.readers import OutputWithDelays, ReferenceSentenceDefinition
     from simulstream.metrics.scorers.latency import LatencyScoringSample
     from simulstream.metrics.scorers.latency.stream_laal import StreamLaal
