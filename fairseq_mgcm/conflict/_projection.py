@@ -99,11 +99,13 @@ def conflicts(dot: Scalar, primary_sq: Scalar) -> Tensor | bool:
 
 
 def where(condition: Tensor | bool, if_true: Scalar, if_false: Scalar) -> Scalar:
-    """``torch.where`` for tensors, a plain choice for floats."""
+    """``torch.where`` for tensors, a plain choice for floats.
+
+    Python floats go to ``torch.where`` as they are: they reach the kernel as arguments, whereas
+    ``torch.as_tensor(float, device=cuda)`` would be a blocking host-to-device copy inside the
+    backward hooks, several per module and auxiliary (``_tensor_ops.py``: no host sync). A float
+    beside a tensor takes the tensor's dtype; two floats give the default dtype.
+    """
     if isinstance(condition, Tensor):
-        dtype = next((v.dtype for v in (if_true, if_false) if isinstance(v, Tensor)),
-                     torch.float32)
-        true_t, false_t = (torch.as_tensor(v, dtype=dtype, device=condition.device)
-                           for v in (if_true, if_false))
-        return torch.where(condition, true_t, false_t)
+        return torch.where(condition, if_true, if_false)
     return if_true if condition else if_false
