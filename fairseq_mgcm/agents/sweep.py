@@ -111,12 +111,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     )
     parser.add_argument("--sacrebleu-tokenizer", default="13a", help="sacrebleu tokenizer")
     parser.add_argument("--force", action="store_true", help="re-run runs marked done")
-    argv = sys.argv[1:] if argv is None else argv
-    extra: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1 :]
-    return parser.parse_args(argv), extra
+    own, extra = split_at_double_dash(sys.argv[1:] if argv is None else argv)
+    return parser.parse_args(own), extra
+
+
+def split_at_double_dash(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``(our arguments, the agent's)``: what comes after ``--`` goes to the agent as it is."""
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
 
 
 def _resolved_source(args: argparse.Namespace) -> Path:

@@ -70,12 +70,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
                         help="stream only the first N talks")
     parser.add_argument("--sacrebleu-tokenizer", default="13a", help="sacrebleu tokenizer")
     parser.add_argument("--force", action="store_true", help="re-run runs marked done")
-    argv = sys.argv[1:] if argv is None else argv
-    extra: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1:]
-    return parser.parse_args(argv), extra
+    from fairseq_mgcm.agents.sweep import split_at_double_dash  # the sweep's own rule
+
+    own, extra = split_at_double_dash(sys.argv[1:] if argv is None else argv)
+    return parser.parse_args(own), extra
 
 
 def sweep_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
