@@ -76,12 +76,17 @@ class ConflictEngine:
         self.granularity = granularity
         self._model = model
         self._groups: tuple[Group, ...] | None = None
+        self._trainable: tuple[int, ...] = ()
 
     @property
     def groups(self) -> tuple[Group, ...]:
-        """The partition (built on first use; PCGrad always works on the whole model)."""
-        if self._groups is None:
+        """The partition (PCGrad always works on the whole model), built again whenever the set
+        of trainable parameters changed: a parameter unfrozen after the first step (gradual
+        unfreezing of a pre-trained encoder) is projected from then on, not summed unseen."""
+        trainable = tuple(id(p) for p in self._model.parameters() if p.requires_grad)
+        if self._groups is None or trainable != self._trainable:
             self._groups = partition(self._model, self.method.granularity or self.granularity)
+            self._trainable = trainable
         return self._groups
 
     def describe_partition(self) -> str:

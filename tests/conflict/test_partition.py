@@ -149,3 +149,22 @@ def test_describe_lists_groups_and_totals() -> None:
     text = ConflictEngine(encoder_layer).describe_partition()
     assert "self_attn" in text and "attention: 1 groups" in text and "layernorm: 2 groups" in text
     assert describe(()).startswith("group")
+
+
+def test_parameters_unfrozen_after_the_first_step_are_projected_from_then_on() -> None:
+    """The partition follows ``requires_grad``: a layer unfrozen later joins it, and MGCM
+    projects its auxiliary gradient (here exactly opposite the primary one: it cancels)."""
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))
+    model[0].requires_grad_(False)
+    engine = ConflictEngine(model, method="mgcm", granularity="module")
+    x = torch.randn(4, 3)
+    engine.backward({"st": model(x).sum(), "ctc": -model(x).sum()}, primary="st")
+    assert {n for g in engine.groups for n, _ in g.params} == {"1.weight", "1.bias"}
+
+    model[0].requires_grad_(True)
+    model.zero_grad(set_to_none=True)
+    primary = torch.autograd.grad(model(x).sum(), model[0].weight)[0]
+    engine.backward({"st": model(x).sum(), "ctc": -model(x).sum()}, primary="st")
+    assert {"0.weight", "0.bias"} <= {n for g in engine.groups for n, _ in g.params}
+    # projected: the conflicting -p_m leaves nothing, so the update is the primary gradient
+    torch.testing.assert_close(model[0].weight.grad, primary)
