@@ -242,7 +242,7 @@ def load_model(
         "chunk-causal" if model.encoder.is_chunk_causal else "bidirectional",
         device, " fp16" if fp16 else "",
     )  # fmt: skip
-    return LoadedModel(
+    loaded = LoadedModel(
         model=model,
         tgt_dict=task.target_dictionary,
         cmvn=cmvn,
@@ -252,3 +252,8 @@ def load_model(
         data_dir=data_dir,
         config_yaml=config_yaml,
     )
+    if str(device).startswith("cuda"):  # lazy CUDA initialisation, not the first instance's
+        from fairseq_mgcm.agents.warm_up import warm_up
+
+        warm_up(model, loaded.tgt_dict, num_mel_bins)
+    return loaded

@@ -222,3 +222,18 @@ def test_token_i_is_committed_only_once_k_plus_i_read_steps_exist(chunk_size: in
     first_call = during[0][4]
     assert during[0][0] == 0 and calls[first_call] >= k * r
     assert first_call == 0 or calls[first_call - 1] < k * r  # not later than the rule allows
+
+
+@MODELS
+def test_warm_up_runs_the_model_on_silence_and_leaves_it_as_it_was(chunk_size: int) -> None:
+    """agents/warm_up.py (run at load on CUDA): the model's weights and the agent's output on
+    a wav are the same after it."""
+    from fairseq_mgcm.agents.warm_up import warm_up
+
+    agent = make_agent(chunk_size, waitk=2)
+    audio = speechlike(1.5, seed=3)
+    before = simulate(agent, audio, 16000, 160)
+    weights = {n: p.clone() for n, p in agent.loaded.model.state_dict().items()}
+    warm_up(agent.loaded.model, agent.loaded.tgt_dict, agent.loaded.num_mel_bins)
+    assert all(torch.equal(weights[n], p) for n, p in agent.loaded.model.state_dict().items())
+    assert simulate(agent, audio, 16000, 160) == before
