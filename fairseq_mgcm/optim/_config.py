@@ -64,5 +64,8 @@ class ConflictAwareConfig(FairseqAdamConfig, FairseqNAGConfig):
                   "100 keeps 100k updates of an s-size model under ~50 MB)"},
     )
     seed: int = II("common.seed")
+    # Data-parallel backends that shard or average parameters themselves are refused with a
+    # conflict method (the engine needs each worker's whole per-task gradients).
+    ddp_backend: str = II("distributed_training.ddp_backend")
     # The run the telemetry belongs to (a file another run wrote is refused, not truncated).
     save_dir: str = II("checkpoint.save_dir")

@@ -147,3 +147,16 @@ def test_telemetry_records_its_run_and_another_run_is_refused_at_build(tmp_path)
     with pytest.raises(TelemetryFileError, match="holds the telemetry of another run"):
         optim.build_optimizer(other.optimizer, params)
     assert telemetry.read_bytes() == written
+
+
+@pytest.mark.parametrize("backend", ["fully_sharded", "slowmo"])
+def test_backends_that_shard_or_average_are_refused_with_a_conflict_method(backend) -> None:
+    from fairseq_mgcm.errors import UserError
+
+    params = list(ThreeTaskModel().parameters())
+    cfg = parsed_cfg(*WRAPPER, "--conflict-method", "mgcm", "--ddp-backend", backend)
+    with pytest.raises(UserError, match=f"^--ddp-backend {backend} cannot be used with "
+                                        "--conflict-method mgcm"):
+        optim.build_optimizer(cfg.optimizer, params)
+    plain = parsed_cfg(*WRAPPER, "--conflict-method", "none", "--ddp-backend", backend)
+    assert isinstance(optim.build_optimizer(plain.optimizer, params), ConflictAwareOptimizer)
