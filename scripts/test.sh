@@ -18,11 +18,14 @@ if not where.startswith(here + os.sep):
 PY
 python scripts/check_env.py   # the environment is exactly requirements.lock
 scripts/lint.sh               # ruff and mypy on fairseq_mgcm/
-# Two worker processes (pytest-xdist), one thread each: the suite's tests are single-threaded,
-# and session inputs (prepared corpora, trained models, recipe runs) are built once for both
-# (tests/build_once.py). MGCM_TEST_WORKERS=0 runs in this process (pdb, -s).
+# Three worker processes (pytest-xdist) on the 2 cores CI has, one thread each: the tests are
+# single-threaded, and much of a test's wall time is spent waiting (subprocess start-up, audio
+# played in real time, a server's reply), which a third worker fills: 8 min 58 s against
+# 10 min 15 s with two (README). Session inputs (prepared corpora, trained models, recipe
+# runs) are built once for all (tests/build_once.py). MGCM_TEST_WORKERS=0 runs in this process
+# (pdb, -s).
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
-workers=${MGCM_TEST_WORKERS:-2}
+workers=${MGCM_TEST_WORKERS:-3}
 # Whole files to a worker (a file's tests share its module fixtures), long files first
 # (tests/conftest.py), in that order.
 xdist=(); [ "$workers" = 0 ] || xdist=(-n "$workers" --dist loadfile --no-loadscope-reorder)

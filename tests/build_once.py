@@ -1,6 +1,6 @@
 """Expensive test inputs (prepared corpora, trained models, recipe runs) built once per test run.
 
-``pytest -n 2`` (scripts/test.sh) runs two worker processes; a session-scoped fixture would be
+``pytest -n 3`` (scripts/test.sh) runs three worker processes; a session-scoped fixture would be
 built once in *each*. :func:`build_once` builds into a folder shared by the run's workers, under
 a file lock: the first worker to ask builds it, the other waits for it and reuses it. A build
 that failed is recorded, so the other worker fails at once with the same message instead of

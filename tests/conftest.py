@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest files first, then the other files with end-to-end (``slow``) tests, then the
     rest, each group in collection order.
 
-    scripts/test.sh runs two xdist workers that take whole files in this order
+    scripts/test.sh runs three xdist workers that take whole files in this order
     (``--dist loadfile``): the long files start at once, side by side, and the many short ones
     fill in around them instead of leaving one worker on a long file at the end.
     """
