@@ -196,7 +196,7 @@ class FeatureTail:
         without an onset threshold)."""
         if self.silence_below is None or not self._chunks or end <= start:
             return None
-        frames = torch.cat(self._chunks)[max(start, 0) : end]
+        frames = self.frames()[max(start, 0) : end]
         quiet = (frames.mean(dim=1) < self.silence_below).tolist()
         run = 0
         for i in range(len(quiet) - 1, -1, -1):  # from the end backwards
@@ -217,7 +217,7 @@ class FeatureTail:
             self._skip += first - self.n_frames
             self._chunks, self.n_frames, self.trailing_quiet = [], 0, 0
             return []
-        kept = torch.cat(self._chunks)[first:]
+        kept = self.frames()[first:]
         kept = torch.cat([kept[:context], self._from_speech_onset(kept[context:])])
         self._chunks, self.n_frames = ([kept], kept.shape[0]) if kept.shape[0] else ([], 0)
         self.trailing_quiet = 0
