@@ -3,10 +3,11 @@
 Load into fairseq with ``--user-dir fairseq_mgcm``. fairseq imports the plugin after itself, so
 importing this package while fairseq is loaded registers the task, model, criterion and
 optimizer wrapper (``conflict_aware``) and patches fairseq's checkpoint handling
-(``checkpoints/``). Without fairseq loaded, nothing of fairseq is imported: the conflict engine
-(``fairseq_mgcm.conflict``), data preparation and the recipe's report and plots are plain
-PyTorch/Python and import quickly. A program that imports this package before fairseq and then
-needs the plugin calls :func:`register`.
+(``checkpoints/``) and legacy_ddp's ``no_sync`` (``optim/_ddp.py``). Without fairseq loaded,
+nothing of fairseq is imported: the conflict engine (``fairseq_mgcm.conflict``), data
+preparation and the recipe's report and plots are plain PyTorch/Python and import quickly. A
+program that imports this package before fairseq and then needs the plugin calls
+:func:`register`.
 """
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ def register() -> None:
     from fairseq_mgcm.checkpoints import install_fairseq_patches
 
     install_fairseq_patches()
+    from fairseq_mgcm.optim._ddp import install_legacy_ddp_no_sync_fix
+
+    install_legacy_ddp_no_sync_fix()  # a worker's recovered OOM must not skip the all-reduce
     # Registration happens by importing each registry's package explicitly.
     from fairseq_mgcm import criterions, models, optim, tasks  # noqa: F401
 

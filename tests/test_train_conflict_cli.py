@@ -1,12 +1,13 @@
 """fairseq-train with ``--optimizer conflict_aware``: telemetry in fairseq's logs and in the
 aggregated JSON lines, update-freq, resume, fp16 / memory-efficient fp16 / AMP, and data
-parallelism (c10d and legacy_ddp, two CPU processes on gloo)."""
+parallelism (legacy_ddp, two CPU processes on gloo; torch DDP refused; a failing worker)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,28 +125,23 @@ def test_mgcm_trains_under_mixed_precision(precision, prepared_tiny, tmp_path, m
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend, precision", [
-    ("c10d", []),
-    ("legacy_ddp", ["--fp16", "--fp16-no-flatten-grads"]),  # fp16 and DDP in one training
-], ids=["c10d", "legacy_ddp-fp16"])  # legacy_ddp in fp32: the recipe's 8-GPU overlay test
-def test_mgcm_trains_data_parallel(backend, precision, prepared_tiny, tmp_path):
-    """Two CPU workers (gloo): the workers stay in sync (one all-reduce per update after the
-    engine's passes), and only the first writes telemetry."""
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+def test_mgcm_trains_data_parallel(prepared_tiny, tmp_path):
+    """Two CPU workers (gloo), legacy_ddp in fp16 (the recipe's 8-GPU overlay test runs it in
+    fp32): the workers stay in sync (one all-reduce per update after the engine's passes), and
+    only the first writes telemetry."""
     workers = []
     for rank in range(2):
         save_dir = tmp_path / f"rank{rank}"
         argv = _argv(prepared_tiny, save_dir, 1, [
             "--cpu", "--distributed-world-size", "2", "--distributed-rank", str(rank),
             "--distributed-init-method", f"file://{tmp_path / 'init'}", "--distributed-no-spawn",
-            "--distributed-backend", "gloo", "--device-id", "0", "--ddp-backend", backend,
-            "--update-freq", "2", *precision,
+            "--distributed-backend", "gloo", "--device-id", "0", "--ddp-backend", "legacy_ddp",
+            "--update-freq", "2", "--fp16", "--fp16-no-flatten-grads",
         ])  # fmt: skip
         command = [sys.executable, str(ROOT / "tests" / "train_launcher.py"),
-                   str(tmp_path / f"{rank}.pt"), *argv]
-        workers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True))
+                   str(tmp_path / "{rank}.pt"), *argv]
+        workers.append(subprocess.Popen(command, cwd=ROOT, env=_worker_env(), text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     outputs = [worker.communicate(timeout=600)[0] for worker in workers]
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output[-3000:]
@@ -155,4 +151,58 @@ def test_mgcm_trains_data_parallel(backend, precision, prepared_tiny, tmp_path):
     assert _windows(tmp_path / "rank0" / "conflict.jsonl")
     assert not (tmp_path / "rank1" / "conflict.jsonl").exists()
     assert '"train_conflict_rate_ctc"' in outputs[0]
-    assert ('"train_loss_scale"' in outputs[0]) == bool(precision)  # fp16's scaler ran
+    assert '"train_loss_scale"' in outputs[0]  # fp16's scaler ran
+
+
+def _worker_env(**extra: str) -> dict[str, str]:
+    return dict(os.environ, OMP_NUM_THREADS="1", **extra,
+                PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+
+
+def _cpu_launch(command: list[str], save_dir: Path, **env: str) -> subprocess.CompletedProcess:
+    """``command`` as 2 ranks through the recipe's CPU launcher (scripts/run.sh --nprocs 2)."""
+    launch = [sys.executable, "-m", "fairseq_mgcm.recipe.cpu_launch", "--nprocs", "2", "--",
+              *command]
+    return subprocess.run(launch, cwd=ROOT, env=_worker_env(**env), capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_fairseq_default_backend_is_refused_on_two_workers(prepared_tiny, tmp_path):
+    """fairseq's default --ddp-backend (pytorch_ddp) with a conflict method on 2 workers: each
+    worker stops when fairseq builds the optimizer, before the first update, naming the flag
+    and the backend to use (the one-line form is tests/optim/test_optimizer.py's)."""
+    save_dir = tmp_path / "ck"
+    run = _cpu_launch([sys.executable, str(ROOT / "tests" / "train_launcher.py"),
+                       str(tmp_path / "p.pt"), *_argv(prepared_tiny, save_dir, 1, ["--cpu"])],
+                      save_dir)
+    assert run.returncode == 1, run.stderr[-3000:]
+    line = ("--ddp-backend pytorch_ddp (fairseq's default) cannot be used with "
+            "--conflict-method mgcm on 2 workers")
+    rank1 = (save_dir / "train.rank1.log").read_text()
+    for output in (run.stderr, rank1):
+        assert line in output, output[-3000:]
+        assert "num_updates" not in output
+    assert not list(save_dir.glob("checkpoint*.pt"))
+
+
+@pytest.mark.slow
+def test_a_worker_out_of_memory_recovers_and_a_failing_worker_ends_the_run(prepared_tiny,
+                                                                            tmp_path):
+    """Two workers on legacy_ddp, update-freq 2, through the recipe's CPU launcher. Worker 1
+    runs out of memory between the engine's passes in update 2: fairseq drops its micro-batch
+    and both workers still meet in the all-reduce (update 3 is logged). Worker 1 then fails
+    for good in update 4: the run ends with its error instead of leaving worker 0 waiting in
+    the all-reduce (a hang would run into the timeout)."""
+    save_dir = tmp_path / "ck"
+    command = [sys.executable, str(ROOT / "tests" / "train_launcher.py"), str(tmp_path / "p.pt"),
+               *_argv(prepared_tiny, save_dir, 50, [
+                   "--cpu", "--ddp-backend", "legacy_ddp", "--update-freq", "2",
+                   "--log-interval", "1", "--max-update", "8"])]
+    run = _cpu_launch(command, save_dir, MGCM_TEST_FAULTS="1:3:oom,1:7:error")
+    assert run.returncode == 1, run.stderr[-3000:]
+    rank1 = (save_dir / "train.rank1.log").read_text()
+    assert "attempting to recover from OOM in forward/backward pass" in rank1
+    assert "injected worker failure" in rank1
+    updates = [int(u) for u in re.findall(r'"num_updates": "(\d+)"', run.stdout + run.stderr)]
+    assert 3 in updates and max(updates) < 8, updates[-5:]
+    assert not (tmp_path / "p.pt").exists()  # worker 0 never finished

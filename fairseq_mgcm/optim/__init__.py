@@ -1,6 +1,6 @@
 """The fairseq side of the conflict engine: the registered optimizer wrapper
 ``conflict_aware`` (a base fairseq optimizer plus ``conflict/``'s engine) and the thin adapter
-that scales losses for fairseq's fp16/AMP wrappers and defers DDP's all-reduce.
+that scales losses for fairseq's fp16/AMP wrappers (data parallelism: ``legacy_ddp``).
 
 In a task's ``train_step``::
 

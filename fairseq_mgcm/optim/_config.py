@@ -64,8 +64,10 @@ class ConflictAwareConfig(FairseqAdamConfig, FairseqNAGConfig):
                   "100 keeps 100k updates of an s-size model under ~50 MB)"},
     )
     seed: int = II("common.seed")
-    # Data-parallel backends that shard or average parameters themselves are refused with a
-    # conflict method (the engine needs each worker's whole per-task gradients).
+    # Data-parallel backends that shard, average or all-reduce during a backward pass are
+    # refused with a conflict method (optim/_ddp.py): the engine needs each worker's whole
+    # per-task gradients, reduced once after all its passes.
     ddp_backend: str = II("distributed_training.ddp_backend")
+    distributed_world_size: int = II("distributed_training.distributed_world_size")
     # The run the telemetry belongs to (a file another run wrote is refused, not truncated).
     save_dir: str = II("checkpoint.save_dir")

@@ -1,18 +1,16 @@
-"""The fairseq side of the conflict engine: loss scaling, data parallelism, telemetry."""
+"""The fairseq side of the conflict engine: loss scaling, telemetry, data-parallel checks."""
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import torch.distributed as dist
 from fairseq.logging import metrics
 from fairseq.optim import FairseqOptimizer
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
 from fairseq_mgcm.conflict import GRANULARITIES, ConflictEngine, ConflictStats, make_method
 from fairseq_mgcm.conflict.telemetry import DEFAULT_INTERVAL, TelemetryWriter, summarize
-from fairseq_mgcm.optim._ddp import all_reduce_mean, find_torch_ddp, unwrap
+from fairseq_mgcm.optim._ddp import find_torch_ddp, unwrap
 from fairseq_mgcm.optim._scaling import after_backward, scale_losses
 
 
@@ -21,11 +19,10 @@ class ConflictAwareBackward:
 
     In a task's ``train_step``::
 
-        with self.conflict_backward.ddp_scope(model):
-            losses, sample_size, logging_output = criterion.compute_task_losses(model, sample)
-            if ignore_grad:
-                losses = {name: loss * 0 for name, loss in losses.items()}
-            self.conflict_backward(optimizer, model, losses, primary="st", update_num=update_num)
+        losses, sample_size, logging_output = criterion.compute_task_losses(model, sample)
+        if ignore_grad:
+            losses = {name: loss * 0 for name, loss in losses.items()}
+        self.conflict_backward(optimizer, model, losses, primary="st", update_num=update_num)
 
     The call scales each loss as the optimizer wrapper would (fp16 loss scale, AMP grad scaler),
     runs :class:`~fairseq_mgcm.conflict.ConflictEngine` on the unwrapped model, sets the
@@ -34,9 +31,8 @@ class ConflictAwareBackward:
     ``telemetry_interval`` updates; schema in :mod:`fairseq_mgcm.conflict.telemetry`), marked
     as ``telemetry_run``'s (:func:`~fairseq_mgcm.conflict.telemetry.run_label`).
 
-    ``ddp_scope`` must enclose the forward as well: under torch DDP it runs everything in
-    ``no_sync()`` and all-reduces the gradients once at the end of the call if the trainer
-    wanted a sync; elsewhere it does nothing.
+    Data parallelism is fairseq's ``legacy_ddp``: the trainer all-reduces once per update,
+    after the engine's passes. A model under torch DDP is refused (optim/_ddp.py says why).
     """
 
     def __init__(
@@ -60,25 +56,6 @@ class ConflictAwareBackward:
         # Built (and its file checked) now, when fairseq-train starts, not at the first window.
         self._writer = (TelemetryWriter(telemetry_jsonl, telemetry_interval, telemetry_run)
                         if telemetry_jsonl else None)
-        self._pending_sync: DistributedDataParallel | None = None
-        self._in_scope = False
-
-    @contextlib.contextmanager
-    def ddp_scope(self, model: nn.Module) -> Iterator[None]:
-        """Enclose forward and backward: defers torch DDP's all-reduce to the end of the call."""
-        ddp = find_torch_ddp(model)
-        if ddp is None or self.method == "none":
-            yield
-            return
-        want_sync = ddp.require_backward_grad_sync
-        with ddp.no_sync():
-            self._pending_sync = ddp if want_sync else None
-            self._in_scope = True
-            try:
-                yield
-            finally:
-                self._pending_sync = None
-                self._in_scope = False
 
     def engine(self, model: nn.Module) -> ConflictEngine:
         """The engine for the unwrapped ``model`` (built on first use)."""
@@ -99,20 +76,15 @@ class ConflictAwareBackward:
         update_num: int | None = None,
     ) -> ConflictStats:
         """Backward of ``losses``: the combined gradient is added to ``.grad``."""
-        ddp = find_torch_ddp(model)
-        if (ddp is not None and self.method != "none" and not self._in_scope
-                and ddp.require_backward_grad_sync):
+        if self.method != "none" and find_torch_ddp(model) is not None:
             raise RuntimeError(
-                f"conflict method {self.method!r} runs several backward passes: wrap the "
-                "forward and this call in ConflictAwareBackward.ddp_scope(model) (or "
-                "multitask_backward) so DDP does not all-reduce after the first one"
+                f"conflict method {self.method!r} runs several backward passes and torch "
+                "DistributedDataParallel all-reduces during the first: wrap the model in "
+                "fairseq's LegacyDistributedDataParallel (--ddp-backend legacy_ddp) instead"
             )
         engine = self.engine(model)
         stats = engine.backward(scale_losses(optimizer, losses), primary)
         after_backward(optimizer)
-        if self._pending_sync is not None:
-            ddp, self._pending_sync = self._pending_sync, None
-            all_reduce_mean(ddp.module.parameters(), ddp.process_group)
         self._log(stats, update_num)
         return stats
 

@@ -1,23 +1,51 @@
-"""Data parallelism around several backward passes: one gradient all-reduce, at the end.
+"""Data parallelism around several backward passes: which fairseq backends can hold the engine.
 
-torch's ``DistributedDataParallel`` (fairseq ``--ddp-backend c10d``) decides in the *forward*
-whether the next backward all-reduces; its hooks would then fire on the first of the engine's
-passes with partial gradients. So the forward and all passes run under ``no_sync()`` and the
-gradients are all-reduced once afterwards, averaged over the workers as DDP does, when the
-trainer wanted a sync (``require_backward_grad_sync`` was True on entry: the last micro-batch
-of an update). fairseq's ``LegacyDistributedDataParallel`` (``legacy_ddp``) has no hooks: the
-trainer calls its ``all_reduce_grads()`` once per update, so nothing is needed for it.
+The engine runs one backward pass per task group and compares each worker's whole per-task
+gradients. fairseq's ``legacy_ddp`` (``LegacyDistributedDataParallel``) has no autograd hooks:
+the trainer calls its ``all_reduce_grads()`` once per update, after every pass of every
+micro-batch, so each worker projects its own gradients and the results are averaged, as DDP
+averages plain gradients. torch's ``DistributedDataParallel`` (fairseq's default
+``pytorch_ddp``, alias ``c10d``) all-reduces from hooks during the *first* backward pass, with
+partial gradients; running everything under ``no_sync()`` and reducing by hand would bypass
+its buckets, comm hooks, buffer broadcast and unused-parameter handling, and a worker that
+failed between the passes would leave the others waiting in the hand-made all-reduce. So with a
+conflict method these backends are refused when the run is distributed, pointing to
+``legacy_ddp``; ``fully_sharded`` (shards the gradients) and ``slowmo`` (averages parameters
+between steps) always are.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterator
 
-import torch
-import torch.distributed as dist
-from torch import Tensor, nn
+from fairseq.distributed import LegacyDistributedDataParallel
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-_BUCKET_BYTES = 25 * 2**20  # torch DDP's default bucket_cap_mb
+from fairseq_mgcm.errors import BadValue
+
+# fully_sharded shards the gradients the engine compares across workers; slowmo averages the
+# parameters itself between steps: neither gives the engine each task's whole gradient.
+SHARDING_BACKENDS = ("fully_sharded", "slowmo")
+# torch DDP all-reduces inside the first of the engine's backward passes (see above).
+HOOKED_BACKENDS = ("pytorch_ddp", "c10d")
+
+
+def refuse_backend(method: str, backend: str | None, world_size: int = 1) -> None:
+    """A conflict method under a data-parallel backend it cannot work with: one line naming
+    ``--ddp-backend``. Single-process runs are never wrapped, so only sharding is refused there
+    (fairseq's default ``pytorch_ddp`` stays usable on one GPU)."""
+    if method == "none" or backend is None:
+        return
+    if backend in SHARDING_BACKENDS:
+        raise BadValue(f"--ddp-backend {backend} cannot be used with --conflict-method {method} "
+                       "(it shards or averages what the engine compares); use --ddp-backend "
+                       "legacy_ddp")
+    if backend in HOOKED_BACKENDS and world_size > 1:
+        raise BadValue(f"--ddp-backend {backend} (fairseq's default) cannot be used with "
+                       f"--conflict-method {method} on {world_size} workers (torch DDP "
+                       "all-reduces during the first of the method's backward passes); use "
+                       "--ddp-backend legacy_ddp, which all-reduces once per update after them")
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -38,35 +66,26 @@ def find_torch_ddp(model: nn.Module) -> DistributedDataParallel | None:
         model = inner
 
 
-def all_reduce_mean(params: Iterable[nn.Parameter], group: dist.ProcessGroup | None) -> None:
-    """Average ``.grad`` over the workers in buckets of 25 MiB; a missing gradient counts as zero
-    (and is materialised), so every worker reduces the same tensors."""
-    world = dist.get_world_size(group)
-    bucket: list[Tensor] = []
-    size = 0
-    for p in params:
-        if not p.requires_grad:
-            continue
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        grad = p.grad
-        if bucket and (size + grad.nbytes > _BUCKET_BYTES or grad.dtype != bucket[0].dtype
-                       or grad.device != bucket[0].device):
-            _reduce_bucket(bucket, world, group)
-            bucket, size = [], 0
-        bucket.append(grad)
-        size += grad.nbytes
-    if bucket:
-        _reduce_bucket(bucket, world, group)
+def install_legacy_ddp_no_sync_fix() -> None:
+    """Make ``legacy_ddp``'s ``no_sync()`` restore gradient reduction when its block raises.
 
+    fairseq 0.12's version sets ``accumulate_grads`` and restores it after a bare ``yield``:
+    an out-of-memory error in a micro-batch that is not the update's last (which the trainer
+    recovers from) leaves that worker skipping every later all-reduce while the others enter
+    it, a collective mismatch that crashes gloo and can hang NCCL. The engine's several
+    backward passes make such an error likelier. Idempotent.
+    """
+    if getattr(LegacyDistributedDataParallel.no_sync, "_mgcm_restores", False):
+        return
 
-def _reduce_bucket(bucket: list[Tensor], world: int, group: dist.ProcessGroup | None) -> None:
-    """All-reduce the gradients ``bucket`` as one flat tensor, averaged, in place."""
-    flat = torch.cat([grad.reshape(-1) for grad in bucket])
-    flat.div_(world)
-    dist.all_reduce(flat, group=group)
-    offset = 0
-    for grad in bucket:
-        n = grad.numel()
-        grad.copy_(flat[offset : offset + n].view_as(grad))
-        offset += n
+    @contextlib.contextmanager
+    def no_sync(self: LegacyDistributedDataParallel) -> Iterator[None]:
+        before = self.accumulate_grads
+        self.accumulate_grads = True
+        try:
+            yield
+        finally:
+            self.accumulate_grads = before
+
+    no_sync._mgcm_restores = True  # type: ignore[attr-defined]
+    LegacyDistributedDataParallel.no_sync = no_sync

@@ -44,8 +44,8 @@ def multitask_backward(optimizer: FairseqOptimizer, model: nn.Module
             backward(losses, primary="st", update_num=update_num)
 
     With ``--optimizer conflict_aware`` the losses go to its conflict engine (scaled as the
-    fp16/AMP wrapper would scale them; under torch DDP the forward runs in ``no_sync()`` and
-    the gradients are all-reduced once at the end). With any other optimizer it is
+    fp16/AMP wrapper would scale them; data parallelism is ``legacy_ddp``'s one all-reduce per
+    update, after the engine). With any other optimizer it is
     ``optimizer.backward(sum(losses))``. Task names are free: any key other than ``primary``
     is an auxiliary task.
     """
@@ -62,9 +62,9 @@ def multitask_backward(optimizer: FairseqOptimizer, model: nn.Module
         yield plain
         return
     engine = wrapper.conflict_backward
-    with engine.ddp_scope(model):
-        def conflict_aware(losses: Mapping[str, Tensor], primary: str,
-                           update_num: int | None = None) -> ConflictStats:
-            return engine(optimizer, model, losses, primary=primary, update_num=update_num)
 
-        yield conflict_aware
+    def conflict_aware(losses: Mapping[str, Tensor], primary: str,
+                       update_num: int | None = None) -> ConflictStats:
+        return engine(optimizer, model, losses, primary=primary, update_num=update_num)
+
+    yield conflict_aware

@@ -12,9 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from fairseq_mgcm.conflict.telemetry import run_label
-from fairseq_mgcm.errors import BadValue
 from fairseq_mgcm.optim._config import BASE_OPTIMIZERS, ConflictAwareConfig
 from fairseq_mgcm.optim._conflict_backward import ConflictAwareBackward
+from fairseq_mgcm.optim._ddp import refuse_backend
 
 
 def _base_config(cfg: Any, name: str) -> DictConfig:
@@ -39,7 +39,7 @@ class ConflictAwareOptimizer(FairseqOptimizer):
 
     def __init__(self, cfg: ConflictAwareConfig, params: list) -> None:
         super().__init__(cfg)
-        refuse_backend(str(cfg.conflict_method), _ddp_backend(cfg))
+        refuse_backend(str(cfg.conflict_method), *_data_parallel(cfg))
         name = str(cfg.base_optimizer)
         base_cls: Callable[..., FairseqOptimizer] = OPTIMIZER_REGISTRY[name]
         self.base = base_cls(_base_config(cfg, name), params)
@@ -101,22 +101,10 @@ class ConflictAwareOptimizer(FairseqOptimizer):
         return self.base.__getstate__()
 
 
-# fully_sharded shards the gradients the engine compares across workers; slowmo averages the
-# parameters itself between steps: neither gives the engine each task's whole gradient.
-REFUSED_BACKENDS = ("fully_sharded", "slowmo")
-
-
-def refuse_backend(method: str, backend: str | None) -> None:
-    """A conflict method under a data-parallel backend it cannot work with: one line, the flag."""
-    if method != "none" and backend in REFUSED_BACKENDS:
-        raise BadValue(f"--ddp-backend {backend} cannot be used with --conflict-method {method} "
-                       "(it shards or averages what the engine compares); use --ddp-backend "
-                       "legacy_ddp or c10d")
-
-
-def _ddp_backend(cfg: Any) -> str | None:
-    """The run's ``--ddp-backend``; None for a config built outside fairseq's (unit tests)."""
+def _data_parallel(cfg: Any) -> tuple[str | None, int]:
+    """The run's ``--ddp-backend`` and worker count; ``(None, 1)`` for a config built outside
+    fairseq's (unit tests)."""
     try:
-        return str(cfg.ddp_backend)
+        return str(cfg.ddp_backend), int(cfg.distributed_world_size)
     except (AttributeError, InterpolationResolutionError, MissingMandatoryValue):
-        return None
+        return None, 1

@@ -1,6 +1,8 @@
 """fairseq's fp16 and AMP wrappers around the engine, on what a CPU can run: FP16Optimizer and
-MemoryEfficientFP16Optimizer with a half-precision model (``--fp16-no-flatten-grads``; flat fp32
-copies need CUDA), and AMPOptimizer with bf16 autocast (its CUDA GradScaler is off on CPU)."""
+MemoryEfficientFP16Optimizer with a half-precision model, FP16Optimizer's flattened fp32 copy
+(what ``--fp16`` runs on GPUs; on CPU with fairseq's CUDA device lookup patched, and on CUDA
+when there is a GPU), and AMPOptimizer with bf16 autocast (its CUDA GradScaler is off on
+CPU)."""
 from __future__ import annotations
 
 import copy
@@ -109,3 +111,57 @@ def test_amp_with_an_active_grad_scaler() -> None:
     optimizer.step()
     assert not torch.equal(before, model.layer.fc1.weight)
     assert optimizer._grad_scaler.get_scale() == 2.0**12  # finite: no back-off
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("method", ["mgcm", "discard"])
+def test_fp16_flat_fp32_gradient_equals_the_fp32_projection(device, method, monkeypatch):
+    """What configs/hardware/1gpu.args runs: --fp16 with fairseq's flattened fp32 master
+    gradient. The engine's fp32 0-dim coefficients meet fp16 gradients; the flat fp32 gradient
+    the step reads must equal the same projection done in fp32 (times the loss scale), up to
+    fp16 rounding, and the step must reach the fp16 model."""
+    if device == "cpu":  # fairseq keys the flat copy by CUDA device; its tensors follow the
+        # parameters', and a CPU parameter's device index is None
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: None)
+    torch.manual_seed(0)
+    reference = ThreeTaskModel().to(device)
+    model = copy.deepcopy(reference).half()
+    cfg = fairseq_cfg(fp16_init_scale=2.0**7)
+    cfg.common.fp16_no_flatten_grads = False
+    optimizer = FP16Optimizer.build_optimizer(cfg, list(model.parameters()))
+    assert optimizer.has_flat_params
+    x, targets = batch(0, dtype=torch.half)
+    x, targets = x.to(device), {name: t.to(device) for name, t in targets.items()}
+
+    stats = ConflictAwareBackward(method)(optimizer, model, model(x, targets))
+    want = ConflictEngine(reference, method).backward(reference(x.float(), targets), "st")
+    assert [r.conflict for r in stats.records] == [r.conflict for r in want.records]
+    assert any(r.conflict for r in stats.records)  # the coefficient path ran
+    optimizer._sync_fp16_grads_to_fp32()  # what clip_grad_norm and step do first
+    [flat] = optimizer.fp32_params.values()
+    expected = optimizer.scaler.loss_scale * torch.cat(
+        [p.grad.reshape(-1) for p in reference.parameters()])
+    assert flat.grad.dtype == torch.float32
+    error = (flat.grad - expected).norm() / expected.norm()
+    assert error < 5e-3, error
+
+    before = model.layer.fc1.weight.detach().clone()
+    optimizer.clip_grad_norm(10.0)
+    optimizer.step()
+    assert not torch.equal(before, model.layer.fc1.weight)
+    master = _flat_slice(model, flat, "layer.fc1.weight")  # the stepped fp32 copy, in fp16
+    torch.testing.assert_close(model.layer.fc1.weight.reshape(-1), master.half(), rtol=0, atol=0)
+
+
+def _flat_slice(model: torch.nn.Module, flat: torch.Tensor, name: str) -> torch.Tensor:
+    """``name``'s slice of fairseq's flat fp32 copy (parameters concatenated in order)."""
+    offset = 0
+    for param_name, param in model.named_parameters():
+        if param_name == name:
+            return flat.detach()[offset: offset + param.numel()]
+        offset += param.numel()
+    raise KeyError(name)

@@ -4,6 +4,7 @@ conversion, its base optimizer, fairseq's fp16/AMP wrappers around it, resume, a
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +17,8 @@ from optim_testing import ThreeTaskModel, adam, batch, grads, parsed_cfg
 
 from fairseq_mgcm.conflict import ConflictEngine
 from fairseq_mgcm.optim import ConflictAwareOptimizer, find_conflict_aware, multitask_backward
+
+ROOT = Path(__file__).resolve().parents[2]
 
 WRAPPER = ["--optimizer", "conflict_aware", "--base-optimizer", "adam"]
 
@@ -149,14 +152,42 @@ def test_telemetry_records_its_run_and_another_run_is_refused_at_build(tmp_path)
     assert telemetry.read_bytes() == written
 
 
-@pytest.mark.parametrize("backend", ["fully_sharded", "slowmo"])
-def test_backends_that_shard_or_average_are_refused_with_a_conflict_method(backend) -> None:
+@pytest.mark.parametrize("backend, workers", [
+    ("fully_sharded", 1), ("slowmo", 2), ("pytorch_ddp", 2), ("c10d", 8),
+])
+def test_backends_that_shard_average_or_reduce_mid_backward_are_refused(backend, workers) -> None:
+    """With a conflict method: one line naming --ddp-backend and pointing to legacy_ddp."""
     from fairseq_mgcm.errors import UserError
 
     params = list(ThreeTaskModel().parameters())
-    cfg = parsed_cfg(*WRAPPER, "--conflict-method", "mgcm", "--ddp-backend", backend)
-    with pytest.raises(UserError, match=f"^--ddp-backend {backend} cannot be used with "
-                                        "--conflict-method mgcm"):
+    world = ["--distributed-world-size", str(workers)]
+    cfg = parsed_cfg(*WRAPPER, "--conflict-method", "mgcm", "--ddp-backend", backend, *world)
+    with pytest.raises(UserError, match=f"^--ddp-backend {backend} .*cannot be used with "
+                                        "--conflict-method mgcm.*use --ddp-backend legacy_ddp"):
         optim.build_optimizer(cfg.optimizer, params)
-    plain = parsed_cfg(*WRAPPER, "--conflict-method", "none", "--ddp-backend", backend)
-    assert isinstance(optim.build_optimizer(plain.optimizer, params), ConflictAwareOptimizer)
+    for allowed in (["--conflict-method", "none", "--ddp-backend", backend, *world],
+                    ["--conflict-method", "mgcm", "--ddp-backend", "legacy_ddp", *world]):
+        plain = parsed_cfg(*WRAPPER, *allowed)
+        assert isinstance(optim.build_optimizer(plain.optimizer, params), ConflictAwareOptimizer)
+
+
+def test_torch_ddp_on_one_worker_is_not_refused() -> None:
+    """fairseq's default backend on one GPU: nothing is wrapped, nothing to refuse."""
+    cfg = parsed_cfg(*WRAPPER, "--conflict-method", "mgcm", "--distributed-world-size", "1")
+    assert cfg.distributed_training.ddp_backend == "pytorch_ddp"
+    optim.build_optimizer(cfg.optimizer, list(ThreeTaskModel().parameters()))
+
+
+@pytest.mark.parametrize("method", ["mgcm", "pcgrad", "discard"])
+@pytest.mark.parametrize("hardware", sorted((ROOT / "configs" / "hardware").glob("*.args")),
+                         ids=lambda path: path.stem)
+def test_shipped_flag_files_on_eight_workers_never_reach_a_refused_backend(hardware, method):
+    """scripts/run.sh --ngpus 8 with any shipped hardware file and a conflict method: the method
+    file's --ddp-backend legacy_ddp wins (files join in run.sh's order, later ones winning)."""
+    from fairseq_mgcm.recipe.train_flags import read_flags
+
+    files = [ROOT / "configs/model/tiny.args", hardware, ROOT / f"configs/methods/{method}.args"]
+    tokens = [flag.token for path in files for flag in read_flags(path)]
+    cfg = parsed_cfg(*tokens, "--distributed-world-size", "8")
+    assert cfg.distributed_training.ddp_backend == "legacy_ddp"
+    optim.build_optimizer(cfg.optimizer, list(ThreeTaskModel().parameters()))
