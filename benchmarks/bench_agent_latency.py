@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Agent speed on CPU: real-time factor, AL_CA - AL, and cost per chunk against prefix length.
+"""Agent speed: real-time factor, AL_CA - AL, and cost per chunk against prefix length.
 
 For a chunk-causal and a bidirectional model of the same size (``waitk_s2t_transformer_s`` by
 default: 12 encoder / 6 decoder layers, dim 256), the wait-k agent runs through SimulEval
@@ -11,10 +11,17 @@ random model rarely predicts end-of-sentence, so its output length is set by the
 cap (``--max-len-a`` tokens per fbank frame, default 3 words/s, the rate of the references);
 it writes as a trained model would that keeps pace with the speech and does not stop early.
 
+``--device cuda`` moves the models to the GPU and warms each up right after, as the agent does
+when it loads a checkpoint there (``agents/warm_up.py``), so lazy CUDA initialisation is not
+charged to the first instance; the encoder's share of a chunk is then timed after a
+``torch.cuda.synchronize`` (its kernels run asynchronously). The CPU-time clock figures
+(``RTF_cpu_time``, ``AL_CA_cpu_clock_minus_AL``) mean little on CUDA: the host waits there.
+
 Outputs: a table on stdout and, with ``--json``, the numbers in a file.
 
 Usage:
-    OMP_NUM_THREADS=1 python benchmarks/bench_agent_latency.py [--arch s|tiny] [--threads 1] \\
+    OMP_NUM_THREADS=1 python benchmarks/bench_agent_latency.py [--arch s|tiny] [--device cpu] \\
+        [--threads 1] \\
         [--waitk 5] [--segment-ms 320] [--utterances 6] [--long-seconds 30] [--json out.json]
 """
 from __future__ import annotations
@@ -32,14 +39,19 @@ from pathlib import Path
 
 import soundfile as sf
 import torch
-from fairseq.data import Dictionary
-from simuleval.data.dataloader.s2t_dataloader import SpeechToTextDataloader
-from simuleval.evaluator.instance import SpeechToTextInstance
-from simuleval.evaluator.scorers import get_scorer_class
 
-from fairseq_mgcm.agents.checkpoint import LoadedModel, load_model
-from fairseq_mgcm.agents.waitk_agent import WaitkAgent
-from fairseq_mgcm.models import (
+from fairseq_mgcm.fast_start import defer_unused_imports
+
+defer_unused_imports()  # before fairseq: scikit-learn and scipy.stats are never used here
+from fairseq.data import Dictionary  # noqa: E402
+from simuleval.data.dataloader.s2t_dataloader import SpeechToTextDataloader  # noqa: E402
+from simuleval.evaluator.instance import SpeechToTextInstance  # noqa: E402
+from simuleval.evaluator.scorers import get_scorer_class  # noqa: E402
+
+from fairseq_mgcm.agents.checkpoint import LoadedModel, load_model  # noqa: E402
+from fairseq_mgcm.agents.waitk_agent import WaitkAgent  # noqa: E402
+from fairseq_mgcm.agents.warm_up import warm_up  # noqa: E402
+from fairseq_mgcm.models import (  # noqa: E402
     WaitkS2TConfig,
     WaitkS2TEncoder,
     WaitkS2TTransformerModel,
@@ -64,7 +76,8 @@ def random_dictionary(size: int) -> Dictionary:
     return dictionary
 
 
-def random_model(arch: str, chunk_causal: bool, vocab: int, waitk: int) -> LoadedModel:
+def random_model(arch: str, chunk_causal: bool, vocab: int, waitk: int, device: str = "cpu"
+                 ) -> LoadedModel:
     cfg = WaitkS2TConfig(**ARCHS[arch])
     torch.manual_seed(0)
     dictionary = random_dictionary(vocab)
@@ -83,8 +96,15 @@ def random_model(arch: str, chunk_causal: bool, vocab: int, waitk: int) -> Loade
         waitk_lagging=waitk, pre_decision_ratio=cfg.pre_decision_ratio,
         encoder_prefix_stable=chunk_causal,
     )  # fmt: skip
-    model = WaitkS2TTransformerModel(encoder, decoder, None, None).eval()
+    model = WaitkS2TTransformerModel(encoder, decoder, None, None).eval().to(device)
+    if device.startswith("cuda"):  # as load_model does: lazy CUDA set-up before any timing
+        warm_up(model, dictionary, 80)
     return LoadedModel(model, dictionary, None, SAMPLE_RATE, 80, None, Path("."))
+
+
+def _synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def speechlike(seconds: float, seed: int) -> torch.Tensor:
@@ -148,7 +168,7 @@ def run_simuleval_loop(agent: WaitkAgent, corpus: Path, segment_ms: int) -> dict
 
 
 def chunk_costs(
-    agent: WaitkAgent, seconds: float, segment_ms: int, buckets: int
+    agent: WaitkAgent, seconds: float, segment_ms: int, buckets: int, device: str = "cpu"
 ) -> list[tuple[float, float, float]]:
     """Mean (encoder ms, whole policy ms) per chunk in ``buckets`` equal spans of the prefix.
 
@@ -166,8 +186,10 @@ def chunk_costs(
 
     def timed(function):  # adds the time spent in ``function`` to enc_ms[0]
         def wrapper() -> None:
+            _synchronize(device)
             t0 = time.perf_counter()
             function()
+            _synchronize(device)
             enc_ms[0] += (time.perf_counter() - t0) * 1000
 
         return wrapper
@@ -199,9 +221,10 @@ def chunk_costs(
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", choices=sorted(ARCHS), default="s", help="model size")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--checkpoint", type=Path, nargs=2, default=None,
                         metavar=("CHUNK_CAUSAL", "BIDIRECTIONAL"),
                         help="two trained checkpoints instead of random weights")  # fmt: skip
@@ -215,13 +238,16 @@ def main() -> None:
     parser.add_argument("--max-len-b", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch sees no CUDA device")
     torch.set_num_threads(args.threads)
 
     durations = [2.0 + 5.0 * i / max(1, args.utterances - 1) for i in range(args.utterances)]
     results: dict[str, object] = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-        f"torch thread(s), torch {torch.__version__}",
+        f"torch thread(s), torch {torch.__version__}"
+        + (f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""),
         "load_average_at_start": os.getloadavg(),
         "settings": vars(args) | {"checkpoint": str(args.checkpoint), "json": str(args.json),
                                   "data_dir": str(args.data_dir)},
@@ -230,9 +256,10 @@ def main() -> None:
         corpus = write_corpus(Path(tmp), durations, words_per_second=100 * args.max_len_a)
         for i, name in enumerate(("chunk-causal", "bidirectional")):
             if args.checkpoint:
-                loaded = load_model(args.checkpoint[i], args.data_dir)
+                loaded = load_model(args.checkpoint[i], args.data_dir, device=args.device)
             else:
-                loaded = random_model(args.arch, name == "chunk-causal", args.vocab, args.waitk)
+                loaded = random_model(args.arch, name == "chunk-causal", args.vocab, args.waitk,
+                                      args.device)
             if loaded.model.encoder.is_chunk_causal != (name == "chunk-causal"):
                 raise SystemExit(f"checkpoint {i + 1} is not {name}")
             agent_args = Namespace(
@@ -241,7 +268,8 @@ def main() -> None:
             agent = WaitkAgent(agent_args, loaded=loaded)
             n_params = sum(p.numel() for p in loaded.model.parameters())
             scores = run_simuleval_loop(agent, corpus, args.segment_ms)
-            costs = chunk_costs(agent, args.long_seconds, args.segment_ms, buckets=6)
+            costs = chunk_costs(agent, args.long_seconds, args.segment_ms, buckets=6,
+                                device=args.device)
             results[name] = {"params": n_params, **scores, "chunk_cost_ms": costs}
             print(f"\n{name}: {n_params / 1e6:.1f}M parameters, k={args.waitk}, "
                   f"segment {args.segment_ms} ms, {len(durations)} utterances "

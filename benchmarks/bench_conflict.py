@@ -1,16 +1,27 @@
 #!/usr/bin/env python
 """Step time and peak extra memory of the gradient-conflict methods, as ratios to ``none``.
 
-For each model size, each task set (``st+ctc``; ``st+ctc+asr``) and each method (``none``;
+For each model size, precision, task set (``st+ctc``; ``st+ctc+asr``) and method (``none``;
 ``pcgrad`` at model level; ``mgcm`` at ``parameter`` and ``module`` granularity, auxiliaries
 ``separate`` and ``combined``), a *fresh subprocess* builds the project's own model through its
 model code (``WaitkS2TTransformerModel``: conv subsampler, chunk-causal encoder with a CTC
 head, wait-k ST decoder, ASR decoder, tied decoder embeddings) and computes the losses with the
 project's criterion (``st_ctc_asr``, its default weights; ``--asr-weight 0`` for two tasks), on
-the same batches for every method. Sizes:
+the same batches for every method. Sizes (parameter counts with this script's 2k/1k
+vocabularies; every row of the output carries its own count):
 
-* ``s``: ``waitk_s2t_transformer_s`` as shipped (dim 256, 12+6 layers, 4 heads, FFN 2048);
-* ``m``: the same code with dim 512 and 8 heads (fairseq's ``s2t_transformer_m`` widths).
+* ``tiny``: ``waitk_s2t_transformer_tiny`` (dim 128, 2+1 layers; 1.4 M), on a smaller batch, so
+  that the GPU suite's CPU mode (``benchmarks/gpu_suite.sh --device cpu --tiny``) runs in seconds;
+* ``s``: ``waitk_s2t_transformer_s`` as shipped (dim 256, 12+6 layers, 4 heads, FFN 2048; 37.5 M);
+* ``m``: the same code with dim 512 and 8 heads (fairseq's ``s2t_transformer_m`` widths; 93.4 M);
+* ``l``: dim 768, 12 heads, FFN 3072 (205.9 M): the issue asks for a configuration of at least
+  150 M parameters, where the gradient copies PCGrad keeps are large next to the activations.
+
+Precisions (``--precisions``): ``fp32``; ``amp``, autocast (fp16 on CUDA, bf16 on CPU) with fp32
+parameters and gradients, the losses multiplied by a constant 2^10 as a ``GradScaler`` does;
+``fp16`` (CUDA only), the model in half precision as fairseq's ``--fp16`` runs it (fp16
+gradients), the losses scaled likewise. The engine is linear under positive scaling, so the
+constant changes no cost.
 
 It runs warm-up steps, then times forward + backward (CPU: process CPU time, which other jobs
 on a shared machine do not inflate; CUDA: wall time) and measures the step's peak memory:
@@ -20,19 +31,26 @@ on a shared machine do not inflate; CUDA: wall time) and measures the step's pea
   fixed at 64 KiB (``MALLOC_MMAP_THRESHOLD_``) so that freed tensors leave the RSS at once;
 * CUDA: ``torch.cuda.max_memory_allocated`` above ``memory_allocated`` before the step.
 
+Each run is a fresh subprocess by default; ``--one-process`` runs every method of a size and
+precision in one (the GPU suite's choice: on CUDA the peak is the allocator's own count, which
+earlier methods do not disturb, and the start-up is paid once).
+
 The extra memory over ``none`` is reported whole, next to what the same backward passes cost
 when run bare (same losses, same order, no hooks: the activations kept alive by
 ``retain_graph``, which any method with separate passes pays) and to the engine's own
 accounting of the gradient tensors it holds (``ConflictStats.held_bytes``; for PCGrad, its
 flat per-task gradients). The *projection share* is the time a method spends beyond the bare
-passes, as a share of its step. Gradients start as ``None`` (update-freq 1).
+passes, as a share of its step. Gradients start as ``None`` (update-freq 1). Each row also
+gives the paper's figure (its "95% less"): the method's extra peak over ``none`` and the bytes
+the engine holds, each as a percentage of PCGrad's in the same size, precision and task set.
 
 usage: OMP_NUM_THREADS=1 python benchmarks/bench_conflict.py [--device cpu] [--steps 3]
-           [--sizes s,m] [--json results.json]
+           [--sizes s,m] [--precisions fp32] [--one-process] [--json results.json]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -44,22 +62,35 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from fairseq.data import Dictionary, data_utils
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fairseq_mgcm.fast_start import defer_unused_imports  # noqa: E402
+
+defer_unused_imports()  # before fairseq: scikit-learn and scipy.stats are never used here
+from fairseq.data import Dictionary, data_utils  # noqa: E402
+
 from fairseq_mgcm.atomic_files import write_text  # noqa: E402
 from fairseq_mgcm.conflict import ConflictEngine, partition  # noqa: E402
 from fairseq_mgcm.conflict._graph import reachable_leaves  # noqa: E402
 from fairseq_mgcm.criterions import StCtcAsrConfig, StCtcAsrCriterion  # noqa: E402
 from fairseq_mgcm.models import WaitkS2TTransformerModel  # noqa: E402
-from fairseq_mgcm.models.waitk_s2t_transformer import waitk_s2t_transformer_s  # noqa: E402
+from fairseq_mgcm.models.waitk_s2t_transformer import (  # noqa: E402
+    waitk_s2t_transformer_s,
+    waitk_s2t_transformer_tiny,
+)
 
-SIZES = {  # architecture overrides on waitk_s2t_transformer_s
-    "s": {},
-    "m": {"embed_dim": 512, "attention_heads": 8},
+SIZES = {  # size -> (architecture, overrides)
+    "tiny": (waitk_s2t_transformer_tiny, {}),
+    "s": (waitk_s2t_transformer_s, {}),
+    "m": (waitk_s2t_transformer_s, {"embed_dim": 512, "attention_heads": 8}),
+    "l": (waitk_s2t_transformer_s, {"embed_dim": 768, "attention_heads": 12,
+                                    "encoder_ffn_embed_dim": 3072, "decoder_ffn_embed_dim": 3072}),
 }
 BATCH = {"utterances": 8, "frames": 400, "tokens": 30}  # fbank frames, target tokens
+TINY_BATCH = {"utterances": 4, "frames": 200, "tokens": 12}
+PRECISIONS = ("fp32", "amp", "fp16")
+LOSS_SCALE = 2.0**10  # what a GradScaler or fairseq's loss scaler multiplies the losses by
 VOCAB_TGT, VOCAB_SRC, FEATURES = 2000, 1000, 80
 METHODS = [  # method, granularity, aux_mode
     ("none", "module", "separate"),
@@ -89,15 +120,17 @@ def _task() -> SimpleNamespace:
 
 
 def build_model(size: str, task: SimpleNamespace) -> nn.Module:
-    cfg = argparse.Namespace(waitk_lagging=9, **SIZES[size])
-    waitk_s2t_transformer_s(cfg)
+    arch, overrides = SIZES[size]
+    cfg = argparse.Namespace(waitk_lagging=9, **overrides)
+    arch(cfg)
     return WaitkS2TTransformerModel.build_model(cfg, task)
 
 
-def make_batch(task: SimpleNamespace, device: torch.device, seed: int) -> dict:
+def make_batch(task: SimpleNamespace, device: torch.device, seed: int, size: str = "s") -> dict:
     """One batch in the layout of the task's collater (random features and tokens)."""
     gen = torch.Generator().manual_seed(seed)
-    b, t, n = BATCH["utterances"], BATCH["frames"], BATCH["tokens"]
+    shape = TINY_BATCH if size == "tiny" else BATCH
+    b, t, n = shape["utterances"], shape["frames"], shape["tokens"]
     tgt, src = task.target_dictionary, task.transcript_dictionary
 
     def sentences(dictionary: Dictionary) -> list[Tensor]:
@@ -200,18 +233,41 @@ def _shared_primary_mib(model: nn.Module, losses: dict[str, Tensor], granularity
     return total / 2**20
 
 
-def child(args: argparse.Namespace) -> dict:
+def _precision_context(precision: str, device: torch.device):
+    """Autocast for ``amp`` (fp16 on CUDA, bf16 on CPU, which has no fast fp16); else none."""
+    if precision != "amp":
+        return contextlib.nullcontext()
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def child(args: argparse.Namespace) -> list[dict]:
+    """Measure every configuration of ``args.configs`` on one model of ``args.size``."""
     device = torch.device(args.device)
     task = _task()
     torch.manual_seed(0)
     model = build_model(args.size, task).to(device)
+    batch = make_batch(task, device, 0, args.size)
+    if args.precision == "fp16":
+        model.half()
+        batch["net_input"]["src_tokens"] = batch["net_input"]["src_tokens"].half()
     model.train()
+    gc.collect()
+    gc.freeze()  # the meter's gc.collect() per step then skips fairseq's many module objects
+    return [measure(args, model, task, batch, tuple(config)) for config in args.configs]
+
+
+def measure(args: argparse.Namespace, model: nn.Module, task: SimpleNamespace, batch: dict,
+            config: tuple[int, str, str, str]) -> dict:
+    """Time and peak memory of one method (``config``: tasks, method, granularity, aux mode)."""
+    tasks, method, granularity, aux_mode = config
+    device = torch.device(args.device)
     criterion = StCtcAsrCriterion(
-        StCtcAsrConfig(sentence_avg=False, asr_weight=0.3 if args.tasks == 3 else 0.0), task)
+        StCtcAsrConfig(sentence_avg=False, asr_weight=0.3 if tasks == 3 else 0.0), task)
     params = list(model.parameters())
-    engine = ConflictEngine(model, args.method, args.granularity, args.aux_mode, seed=0)
-    batch = make_batch(task, device, 0)
+    engine = ConflictEngine(model, method, granularity, aux_mode, seed=0)
     meter = _PeakMeter(device)
+    scale = 1.0 if args.precision == "fp32" else LOSS_SCALE
 
     def sync() -> None:
         if device.type == "cuda":
@@ -221,7 +277,9 @@ def child(args: argparse.Namespace) -> dict:
 
     def losses_of() -> dict[str, Tensor]:
         torch.manual_seed(1)  # the same dropout masks in every step and every method
-        return criterion.compute_task_losses(model, batch)[0]
+        with _precision_context(args.precision, device):
+            losses = criterion.compute_task_losses(model, batch)[0]
+        return {name: loss * scale for name, loss in losses.items()}
 
     def step(bare: bool) -> tuple[float, float, int]:
         model.zero_grad(set_to_none=True)
@@ -230,7 +288,7 @@ def child(args: argparse.Namespace) -> dict:
         start = clock()
         losses = losses_of()
         if bare:
-            _bare_passes(losses, args.method, args.aux_mode, params)
+            _bare_passes(losses, method, aux_mode, params)
             held = 0
         else:
             held = engine.backward(losses, "st").held_bytes
@@ -250,9 +308,10 @@ def child(args: argparse.Namespace) -> dict:
         bare.append(seconds)
         bare_peaks.append(peak)
     bound = _shared_primary_mib(model, losses_of(), "parameter")
+    model.zero_grad(set_to_none=True)
     return {
-        "size": args.size, "tasks": args.tasks, "method": args.method,
-        "granularity": args.granularity, "aux_mode": args.aux_mode, "device": args.device,
+        "size": args.size, "precision": args.precision, "tasks": tasks, "method": method,
+        "granularity": granularity, "aux_mode": aux_mode, "device": args.device,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "grad_mib": sum(p.nbytes for p in model.parameters()) / 2**20,
         "stash_bound_mib": bound,
@@ -261,39 +320,66 @@ def child(args: argparse.Namespace) -> dict:
     }
 
 
-def run_child(args: argparse.Namespace, size: str, tasks: int,
-              method: tuple[str, str, str]) -> dict:
+def run_child(args: argparse.Namespace, size: str, precision: str,
+              configs: list[tuple[int, str, str, str]]) -> list[dict]:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
     command = [sys.executable, __file__, "--child", "--device", args.device, "--size", size,
-               "--tasks", str(tasks), "--method", method[0], "--granularity", method[1],
-               "--aux-mode", method[2], "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+               "--precision", precision, "--configs", json.dumps(configs),
+               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench_conflict: {size} {precision} {configs} failed "
+                         f"(exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def configurations() -> list[tuple[int, str, str, str]]:
+    """(tasks, method, granularity, aux mode) of every run: combined needs two auxiliaries."""
+    return [(tasks, *method) for tasks in (2, 3) for method in METHODS
+            if not (tasks == 2 and method[2] == "combined")]
+
+
+def add_pcgrad_shares(rows: list[dict]) -> None:
+    """Add ``extra_mib`` (peak above ``none``'s), ``extra_pct_of_pcgrad`` and
+    ``held_pct_of_pcgrad`` to each row, within its size, precision and task set."""
+    for key in {(r["size"], r["precision"], r["tasks"]) for r in rows}:
+        group = [r for r in rows if (r["size"], r["precision"], r["tasks"]) == key]
+        none = next(r for r in group if r["method"] == "none")
+        pcgrad = next(r for r in group if r["method"] == "pcgrad")
+        pc_extra = pcgrad["peak_mib"] - none["peak_mib"]
+        for r in group:
+            r["extra_mib"] = r["peak_mib"] - none["peak_mib"]
+            r["extra_pct_of_pcgrad"] = 100 * r["extra_mib"] / pc_extra if pc_extra > 0 else None
+            r["held_pct_of_pcgrad"] = (100 * r["held_mib"] / pcgrad["held_mib"]
+                                       if pcgrad["held_mib"] > 0 else None)
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:>7.1f}" if value is not None else f"{'-':>7}"
 
 
 def _table(rows: list[dict]) -> str:
     """One line per run: step time, its ratio to none and the projection share; the step's peak
     memory and its ratio to none; the extra over none, as MiB and as % of PCGrad's; the extra
     of the bare passes; the bytes the engine holds, as MiB and as % of PCGrad's."""
-    lines = ["size    tasks method  gran.     aux      step_s x_none proj%  peak_MiB x_none "
+    lines = ["size prec. tasks method  gran.     aux      step_s x_none proj%  peak_MiB x_none "
              "extra_MiB %pcgrad passes_MiB held_MiB %pcgrad"]
     order = list(SIZES)
-    keys = sorted({(r["size"], r["tasks"]) for r in rows}, key=lambda k: (order.index(k[0]), k))
+    keys = sorted({(r["size"], r["precision"], r["tasks"]) for r in rows},
+                  key=lambda k: (order.index(k[0]), PRECISIONS.index(k[1]), k[2]))
     for key in keys:
-        group = [r for r in rows if (r["size"], r["tasks"]) == key]
+        group = [r for r in rows if (r["size"], r["precision"], r["tasks"]) == key]
         none = next(r for r in group if r["method"] == "none")
-        pcgrad = next(r for r in group if r["method"] == "pcgrad")
-        pc_extra = pcgrad["peak_mib"] - none["peak_mib"]
         for r in group:
-            extra = r["peak_mib"] - none["peak_mib"]
             passes = r["bare_peak_mib"] - none["peak_mib"]
             share = 100 * max(0.0, r["step_s"] - r["bare_s"]) / r["step_s"]
             lines.append(
-                f"{r['size']:<7} {r['tasks']:>5} {r['method']:<7} {r['granularity']:<9} "
-                f"{r['aux_mode']:<8} {r['step_s']:>6.3f} {r['step_s'] / none['step_s']:>6.2f} "
-                f"{share:>5.1f} {r['peak_mib']:>9.1f} {r['peak_mib'] / none['peak_mib']:>6.2f} "
-                f"{extra:>9.1f} {100 * extra / pc_extra:>7.1f} {passes:>10.1f} "
-                f"{r['held_mib']:>8.2f} {100 * r['held_mib'] / pcgrad['held_mib']:>7.2f}")
+                f"{r['size']:<4} {r['precision']:<5} {r['tasks']:>5} {r['method']:<7} "
+                f"{r['granularity']:<9} {r['aux_mode']:<8} {r['step_s']:>6.3f} "
+                f"{r['step_s'] / none['step_s']:>6.2f} {share:>5.1f} {r['peak_mib']:>9.1f} "
+                f"{r['peak_mib'] / none['peak_mib']:>6.2f} {r['extra_mib']:>9.1f} "
+                f"{_pct(r['extra_pct_of_pcgrad'])} {passes:>10.1f} {r['held_mib']:>8.2f} "
+                f"{_pct(r['held_pct_of_pcgrad'])}")
         lines.append(f"        ({none['params_m']:.1f} M parameters, {none['grad_mib']:.0f} MiB of "
                      f"gradients, stash bound {none['stash_bound_mib']:.0f} MiB)")
     return "\n".join(lines)
@@ -311,35 +397,50 @@ def _machine(device: str) -> str:
     return f"{model}, {os.cpu_count()} cores"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--sizes", default="s,m", help="comma-separated model sizes (s, m)")
+    parser.add_argument("--sizes", default="s,m", help=f"comma-separated model sizes {list(SIZES)}")
+    parser.add_argument("--precisions", default="fp32",
+                        help=f"comma-separated precisions {list(PRECISIONS)} (fp16: CUDA only)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per method (median)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--one-process", action="store_true",
+                        help="every method of a size and precision in one subprocess")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
-    parser.add_argument("--tasks", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--method", help=argparse.SUPPRESS)
-    parser.add_argument("--granularity", help=argparse.SUPPRESS)
-    parser.add_argument("--aux-mode", dest="aux_mode", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
+    parser.add_argument("--configs", type=json.loads, help=argparse.SUPPRESS)
+    return parser, parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, args = _parse(argv)
     if args.child:
         print(json.dumps(child(args)))
         return 0
-    sizes = args.sizes.split(",")
+    sizes, precisions = args.sizes.split(","), args.precisions.split(",")
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
-        parser.error(f"--sizes: unknown size(s) {unknown}; choose from {sorted(SIZES)}")
+        parser.error(f"--sizes: unknown size(s) {unknown}; choose from {list(SIZES)}")
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown:
+        parser.error(f"--precisions: unknown {unknown}; choose from {list(PRECISIONS)}")
+    if "fp16" in precisions and not args.device.startswith("cuda"):
+        parser.error("--precisions fp16 needs --device cuda (use amp on CPU: bf16 autocast)")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch sees no CUDA device")
     rows = []
     for size in sizes:
-        for tasks in (2, 3):
-            for method in METHODS:
-                if tasks == 2 and method[2] == "combined":
-                    continue  # one auxiliary: combined is separate
-                rows.append(run_child(args, size, tasks, method))
-                print(f"# {size} {tasks} {method}: {rows[-1]['step_s']:.3f} s", file=sys.stderr)
+        for precision in precisions:
+            groups = ([configurations()] if args.one_process
+                      else [[config] for config in configurations()])
+            for configs in groups:
+                rows += run_child(args, size, precision, configs)
+                print(f"# {size} {precision} {configs}: {rows[-1]['step_s']:.3f} s",
+                      file=sys.stderr)
+    add_pcgrad_shares(rows)
     print(f"device {args.device} ({_machine(args.device)}), torch {torch.__version__}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
           f"load average at the end {os.getloadavg()[0]:.2f}")

@@ -15,8 +15,10 @@ Sizes match the paper-like setting: 12 encoder / 6 decoder layers, dim 256, 4 he
   ``--mt-weight 0.3``: the transcript through the shared encoder layers into the ST decoder),
   the paper's task set, to measure what MT adds.
 
-``--size tiny`` builds ``waitk_s2t_transformer_tiny`` for our variants instead (fairseq's model
-has no tiny counterpart: leave it out with ``--variants``).
+``--size tiny`` builds ``waitk_s2t_transformer_tiny`` for our variants and fairseq's model at the
+same widths (dim 128, 2 encoder / 1 decoder layers, FFN 256; fairseq ships no such size), so
+the GPU suite's CPU mode (``benchmarks/gpu_suite.sh --device cpu --tiny``) runs every variant
+in seconds.
 
 Each variant runs in a fresh subprocess, so peak memory is its own: on CUDA
 ``torch.cuda.max_memory_allocated``; on CPU the growth of peak RSS (``ru_maxrss``) from just
@@ -48,6 +50,9 @@ import torch
 
 VARIANTS = ("fairseq", "ours_st", "ours_multitask", "ours_multitask_mt")
 VOCAB_TGT, VOCAB_SRC = 8000, 5000
+# fairseq's convtransformer at the widths of our waitk_s2t_transformer_tiny
+FAIRSEQ_TINY = {"encoder_embed_dim": 128, "encoder_layers": 2, "decoder_layers": 1,
+                "encoder_ffn_embed_dim": 256, "decoder_ffn_embed_dim": 256}
 
 
 def _dictionary(size: int):
@@ -164,6 +169,9 @@ def build_fairseq_waitk(opts: argparse.Namespace) -> tuple[torch.nn.Module, call
     args.input_feat_per_channel, args.input_channels = 80, 1
     args.dropout, args.attention_dropout, args.activation_dropout = 0.1, 0.1, 0.1
     args.share_decoder_input_output_embed = True
+    if opts.size == "tiny":  # set before the architecture fills in the rest
+        for name, value in FAIRSEQ_TINY.items():
+            setattr(args, name, value)
     convtransformer_simul_trans_espnet(args)
     dictionary = _dictionary(VOCAB_TGT)
     task = SimpleNamespace(target_dictionary=dictionary, tgt_dict=dictionary)
@@ -234,6 +242,9 @@ def _current_rss_bytes() -> int:
 
 def measure(variant: str, opts: argparse.Namespace, queue: mp.Queue) -> None:
     """Child process: build one variant, time ``opts.steps`` training steps, report."""
+    from fairseq_mgcm.fast_start import defer_unused_imports
+
+    defer_unused_imports()  # before fairseq: scikit-learn and scipy.stats are never used here
     torch.set_num_threads(opts.threads)
     torch.manual_seed(0)
     device = torch.device(opts.device)
@@ -296,7 +307,7 @@ def run_variant(variant: str, opts: argparse.Namespace) -> dict:
     return queue.get()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -313,7 +324,7 @@ def main() -> None:
     parser.add_argument("--size", choices=("s", "tiny"), default="s", help="our architecture")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
-    opts = parser.parse_args()
+    opts = parser.parse_args(argv)
     variants = opts.variants.split(",")
     unknown = set(variants) - set(VARIANTS)
     if unknown:

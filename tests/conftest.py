@@ -18,7 +18,7 @@ from tiny_models import ENCODERS, train_tiny
 LONGEST = ("test_recipe_demo.py", "test_recipe_mustc_s.py", "test_recipe_comparisons.py",
            "test_recipe_lineage.py",
            "test_train_faults.py", "test_simuleval_cli.py", "test_train_conflict_cli.py",
-           "test_train_cli.py", "test_prepare_faults.py")
+           "test_train_cli.py", "test_gpu_suite.py", "test_prepare_faults.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -81,7 +81,7 @@ def prepared_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_tiny(prepared_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``{"chunk-causal": checkpoint, "bidirectional": checkpoint}``: the tiny model, wait-k 3,
-    r = 4, 120 updates on ``prepared_tiny`` (tests/tiny_models.py)."""
+    r = 4, 80 updates on ``prepared_tiny`` (tests/tiny_models.py)."""
     save_dirs = {name: Path(name.replace("-", "_")) for name in ENCODERS}
     root = build_once(tmp_path_factory, "trained_tiny", lambda root: train_tiny(
         prepared_tiny, {name: root / folder for name, folder in save_dirs.items()}))

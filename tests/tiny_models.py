@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).parents[1]
-TRAIN_UPDATES = 120
+TRAIN_UPDATES = 80
 ENCODERS = {
     "chunk-causal": ["--encoder-chunk-size", "4"],
     "bidirectional": ["--encoder-chunk-size", "0"],

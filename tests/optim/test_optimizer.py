@@ -159,35 +159,40 @@ def test_backends_that_shard_average_or_reduce_mid_backward_are_refused(backend,
     """With a conflict method: one line naming --ddp-backend and pointing to legacy_ddp."""
     from fairseq_mgcm.errors import UserError
 
-    params = list(ThreeTaskModel().parameters())
-    world = ["--distributed-world-size", str(workers)]
-    cfg = parsed_cfg(*WRAPPER, "--conflict-method", "mgcm", "--ddp-backend", backend, *world)
+    cfg = parsed_cfg(*WRAPPER, "--conflict-method", "mgcm", "--ddp-backend", backend,
+                     "--distributed-world-size", str(workers))
     with pytest.raises(UserError, match=f"^--ddp-backend {backend} .*cannot be used with "
                                         "--conflict-method mgcm.*use --ddp-backend legacy_ddp"):
-        optim.build_optimizer(cfg.optimizer, params)
-    for allowed in (["--conflict-method", "none", "--ddp-backend", backend, *world],
-                    ["--conflict-method", "mgcm", "--ddp-backend", "legacy_ddp", *world]):
-        plain = parsed_cfg(*WRAPPER, *allowed)
-        assert isinstance(optim.build_optimizer(plain.optimizer, params), ConflictAwareOptimizer)
+        optim.build_optimizer(cfg.optimizer, list(ThreeTaskModel().parameters()))
 
 
-def test_torch_ddp_on_one_worker_is_not_refused() -> None:
-    """fairseq's default backend on one GPU: nothing is wrapped, nothing to refuse."""
-    cfg = parsed_cfg(*WRAPPER, "--conflict-method", "mgcm", "--distributed-world-size", "1")
-    assert cfg.distributed_training.ddp_backend == "pytorch_ddp"
-    optim.build_optimizer(cfg.optimizer, list(ThreeTaskModel().parameters()))
+@pytest.mark.parametrize("flags", [
+    ["--conflict-method", "none", "--ddp-backend", "pytorch_ddp"],  # plain training: DDP's own
+    ["--conflict-method", "mgcm", "--ddp-backend", "legacy_ddp"],
+    ["--conflict-method", "mgcm", "--distributed-world-size", "1"],  # fairseq's default backend
+], ids=["none-pytorch_ddp", "mgcm-legacy_ddp", "mgcm-one-worker"])
+def test_the_backends_a_method_can_use_are_not_refused(flags) -> None:
+    cfg = parsed_cfg(*WRAPPER, "--distributed-world-size", "2", *flags)
+    assert isinstance(optim.build_optimizer(cfg.optimizer, list(ThreeTaskModel().parameters())),
+                      ConflictAwareOptimizer)
 
 
-@pytest.mark.parametrize("method", ["mgcm", "pcgrad", "discard"])
-@pytest.mark.parametrize("hardware", sorted((ROOT / "configs" / "hardware").glob("*.args")),
-                         ids=lambda path: path.stem)
-def test_shipped_flag_files_on_eight_workers_never_reach_a_refused_backend(hardware, method):
+def test_shipped_flag_files_on_eight_workers_never_reach_a_refused_backend():
     """scripts/run.sh --ngpus 8 with any shipped hardware file and a conflict method: the method
-    file's --ddp-backend legacy_ddp wins (files join in run.sh's order, later ones winning)."""
+    file's --ddp-backend legacy_ddp comes last (run.sh joins model, hardware, method, later ones
+    winning), and fairseq's parser and the optimizer accept the 8-GPU combination."""
     from fairseq_mgcm.recipe.train_flags import read_flags
 
-    files = [ROOT / "configs/model/tiny.args", hardware, ROOT / f"configs/methods/{method}.args"]
-    tokens = [flag.token for path in files for flag in read_flags(path)]
-    cfg = parsed_cfg(*tokens, "--distributed-world-size", "8")
+    def tokens(*paths: Path) -> list[str]:
+        return [flag.token for path in paths for flag in read_flags(path)]
+
+    for hardware in sorted((ROOT / "configs" / "hardware").glob("*.args")):
+        for method in ("mgcm", "pcgrad", "discard"):
+            joined = tokens(ROOT / "configs/model/s.args", hardware,
+                            ROOT / f"configs/methods/{method}.args")
+            backends = [joined[i + 1] for i, t in enumerate(joined) if t == "--ddp-backend"]
+            assert backends and backends[-1] == "legacy_ddp", (hardware.name, method)
+    cfg = parsed_cfg(*tokens(ROOT / "configs/model/tiny.args", ROOT / "configs/hardware/1gpu.args",
+                             ROOT / "configs/methods/mgcm.args"), "--distributed-world-size", "8")
     assert cfg.distributed_training.ddp_backend == "legacy_ddp"
     optim.build_optimizer(cfg.optimizer, list(ThreeTaskModel().parameters()))
