@@ -26,6 +26,7 @@ from fairseq_mgcm.recipe.comparison import compare, comparison_markdown
 from fairseq_mgcm.recipe.plot import plot_bleu_al
 from fairseq_mgcm.recipe.result_files import ResultFileError
 from fairseq_mgcm.recipe.results import PAPER_REFERENCE, collect, markdown_table
+from fairseq_mgcm.recipe.significance import N_TRIALS
 
 
 def main() -> int:
@@ -37,13 +38,18 @@ def main() -> int:
     parser.add_argument("--test-set", default="tst-COMMON",
                         help="the split decoded (names generate-<test set>.txt)")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--trials", type=int, default=N_TRIALS,
+                        help="approximate randomization trials per paired test (default "
+                        f"{N_TRIALS:,}, sacrebleu's)")
     args = parser.parse_args()
+    if args.trials < 1:
+        parser.error(f"--trials {args.trials}: must be >= 1")
     if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds {' '.join(map(str, args.seeds))}: a seed is repeated")
 
     try:
         results = collect(args.exp_dir, args.methods, args.seeds)
-        comparison = compare(results, args.test_set)
+        comparison = compare(results, args.test_set, args.trials)
     except (OSError, ResultFileError) as error:
         print(f"report_results.py: error: {error}", file=sys.stderr)
         return 2

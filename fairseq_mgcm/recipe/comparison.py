@@ -18,7 +18,7 @@ from sacrebleu.metrics.chrf import CHRF
 
 from fairseq_mgcm.recipe.hypotheses import Translations, read_generate, read_instances
 from fairseq_mgcm.recipe.results import MethodResult
-from fairseq_mgcm.recipe.significance import PairedResult, paired_test
+from fairseq_mgcm.recipe.significance import N_TRIALS, PairedResult, paired_test
 
 __all__ = ["Decoding", "MethodSummary", "Comparison", "compare", "comparison_markdown",
            "LATENCY_COLUMNS"]
@@ -55,6 +55,7 @@ class Comparison:
     methods: list[MethodSummary]
     tests: dict[tuple[str, str, str], PairedResult]  # (decoding, system, baseline) -> result
     missing: list[str]  # files a run lacks, by name
+    n_trials: int = N_TRIALS  # approximate randomization trials per paired test
 
 
 def _decoding_name(k: float) -> str:
@@ -62,8 +63,9 @@ def _decoding_name(k: float) -> str:
     return "agent, full source" if math.isinf(k) else f"k={k:.0f}"
 
 
-def compare(runs: list[MethodResult], test_set: str) -> Comparison:
-    """Summarise ``runs`` by method and test the pairs in :data:`PAIRS` on every decoding."""
+def compare(runs: list[MethodResult], test_set: str, n_trials: int = N_TRIALS) -> Comparison:
+    """Summarise ``runs`` by method and test the pairs in :data:`PAIRS` on every decoding
+    (``n_trials`` approximate randomization trials each: sacrebleu's default 10,000)."""
     by_method: dict[str, list[MethodResult]] = {}
     for run in runs:
         by_method.setdefault(run.method, []).append(run)
@@ -79,10 +81,11 @@ def compare(runs: list[MethodResult], test_set: str) -> Comparison:
             base_decoding = named[baseline].decodings.get(decoding)
             if base_decoding is None:
                 continue
-            result = paired_test(base_decoding.translations, sys_decoding.translations)
+            result = paired_test(base_decoding.translations, sys_decoding.translations,
+                                 n_trials)
             if result is not None:
                 tests[(decoding, system, baseline)] = result
-    return Comparison(summaries, tests, missing)
+    return Comparison(summaries, tests, missing, n_trials)
 
 
 def _seed_of(run: MethodResult) -> int:
@@ -238,8 +241,8 @@ def comparison_markdown(comparison: Comparison) -> str:
                          f"{_mean_sd(list(d.chrf.values()))} | {latency} |")
     if comparison.tests:
         lines += ["", "### Paired significance (sacrebleu paired approximate randomization, "
-                  "10,000 trials, two-sided, hypotheses pooled over the seeds both methods "
-                  "finished; 95% CIs: bootstrap, 1,000 resamples; * p < 0.05)", "",
+                  f"{comparison.n_trials:,} trials, two-sided, hypotheses pooled over the seeds "
+                  "both methods finished; 95% CIs: bootstrap, 1,000 resamples; * p < 0.05)", "",
                   "| decoding | system vs. baseline | seeds | sentences | ΔBLEU | p (BLEU) | "
                   "ΔchrF | p (chrF) | system BLEU (95% CI) | baseline BLEU (95% CI) |",
                   "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]

@@ -1,4 +1,9 @@
 """Checkpoint averaging: the recipe's stage 4."""
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -44,20 +49,30 @@ def test_no_numbered_checkpoints_is_a_clear_error(tmp_path):
         last_checkpoints(tmp_path, 3)
 
 
-def _average_cli(*flags):
-    import subprocess
-    import sys
-    from pathlib import Path
+SCRIPT = Path(__file__).parents[2] / "scripts" / "average_checkpoints.py"
 
-    script = Path(__file__).parents[2] / "scripts" / "average_checkpoints.py"
-    return subprocess.run([sys.executable, str(script), *map(str, flags)],
-                          check=False, capture_output=True, text=True)
+
+def _average_cli(*flags, monkeypatch=None, capsys=None):
+    """scripts/average_checkpoints.py with ``flags``: in this process (its ``main``, stderr from
+    ``capsys``) when given the fixtures, else as the subprocess a user starts."""
+    if monkeypatch is None:
+        return subprocess.run([sys.executable, str(SCRIPT), *map(str, flags)],
+                              check=False, capture_output=True, text=True)
+    script = runpy.run_path(str(SCRIPT))  # defines main(); __name__ is not __main__
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *map(str, flags)])
+    try:
+        code = script["main"]()
+    except SystemExit as exit_:  # argparse's refusal of a flag value
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(SCRIPT, code, out, err)
 
 
 @pytest.mark.parametrize("num", ["0", "-1"])
-def test_cli_refuses_a_count_below_one(tmp_path, num):
+def test_cli_refuses_a_count_below_one(tmp_path, num, monkeypatch, capsys):
     _save(tmp_path / "checkpoint1.pt", 1, 1)
-    result = _average_cli("--save-dir", tmp_path, "--num", num, "--output", tmp_path / "avg.pt")
+    result = _average_cli("--save-dir", tmp_path, "--num", num, "--output", tmp_path / "avg.pt",
+                          monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 2 and "--num" in result.stderr and "must be >= 1" in result.stderr
     assert not (tmp_path / "avg.pt").exists()
 
@@ -71,14 +86,17 @@ def test_last_checkpoints_refuses_a_count_below_one(tmp_path):
 @pytest.mark.parametrize(
     "content", [b"", b"\x00garbage" * 100, None], ids=["empty", "random", "not-fairseq"]
 )
-def test_cli_names_a_bad_checkpoint_in_one_line(tmp_path, content):
+def test_cli_names_a_bad_checkpoint_in_one_line(tmp_path, content, monkeypatch, capsys):
+    """In a subprocess for one case: nothing else (no fairseq import, no notice) is printed."""
     _save(tmp_path / "checkpoint1.pt", 1, 1)
     bad = tmp_path / "checkpoint2.pt"
     if content is None:
         torch.save({"a": 1}, bad)
     else:
         bad.write_bytes(content)
-    result = _average_cli("--save-dir", tmp_path, "--num", "2", "--output", tmp_path / "avg.pt")
+    in_process = {} if content == b"" else {"monkeypatch": monkeypatch, "capsys": capsys}
+    result = _average_cli("--save-dir", tmp_path, "--num", "2", "--output", tmp_path / "avg.pt",
+                          **in_process)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()  # the error alone (no fairseq import, no notice)
     assert len(lines) == 1 and str(bad) in lines[0] and "weights_only" not in lines[0]
@@ -110,12 +128,12 @@ def test_averaging_never_overwrites_an_input_or_a_trainings_checkpoint(tmp_path,
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
-def test_cli_refuses_an_output_among_its_inputs_in_one_line(tmp_path):
+def test_cli_refuses_an_output_among_its_inputs_in_one_line(tmp_path, monkeypatch, capsys):
     for epoch in (1, 2):
         _save(tmp_path / f"checkpoint{epoch}.pt", epoch, epoch)
     before = (tmp_path / "checkpoint2.pt").read_bytes()
     result = _average_cli("--save-dir", tmp_path, "--num", "2", "--output",
-                          tmp_path / "checkpoint2.pt")
+                          tmp_path / "checkpoint2.pt", monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 2
     assert result.stderr == (f"average_checkpoints: --output {tmp_path / 'checkpoint2.pt'}: one "
                              "of the checkpoints being averaged; choose another name (e.g. "

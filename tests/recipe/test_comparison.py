@@ -15,6 +15,9 @@ from fairseq_mgcm.recipe.results import collect
 from fairseq_mgcm.recipe.significance import paired_test
 
 ROOT = Path(__file__).resolve().parents[2]
+# Approximate randomization trials in these tests: a tenth of the default, plenty for the
+# gains (p < 0.01 needs fewer than 100 of 1,000 trials as extreme) and ties asserted here.
+TRIALS = 1_000
 WORDS = ("der die das mann frau hund katze sieht gibt haus baum rot blau gross klein "
          "heute morgen und oder nicht").split()
 HEADER = "k\tsegment_size\tBLEU\tAL\tLAAL\tAP\tDAL\tATD\tStartOffset\tEndOffset\tAL_CA\toutput\n"
@@ -71,7 +74,7 @@ def three_seeds(tmp_path: Path) -> Path:
 
 def test_a_real_gain_is_significant_and_no_difference_is_not(three_seeds):
     methods = ["none", "pcgrad", "mgcm", "discard"]
-    comparison = compare(collect(three_seeds, methods, [1, 2, 3]), "tst-COMMON")
+    comparison = compare(collect(three_seeds, methods, [1, 2, 3]), "tst-COMMON", TRIALS)
     assert comparison.missing == []
     gain = comparison.tests[("offline", "mgcm", "none")]
     assert gain.seeds == (1, 2, 3) and gain.n_sentences == 3 * 120
@@ -88,7 +91,8 @@ def test_a_real_gain_is_significant_and_no_difference_is_not(three_seeds):
 
 
 def test_markdown_has_means_spreads_ratios_and_p_values(three_seeds):
-    comparison = compare(collect(three_seeds, ["none", "pcgrad", "mgcm"], [1, 2, 3]), "tst-COMMON")
+    comparison = compare(collect(three_seeds, ["none", "pcgrad", "mgcm"], [1, 2, 3]), "tst-COMMON",
+                         TRIALS)
     text = comparison_markdown(comparison)
     assert "| none | 3 (1 2 3) |" in text
     assert "| 1100 ± 0 | 1.10 | 300 ± 0 | 1.50 | 150 ± 0 | 1.50 |" in text  # ratios to none
@@ -102,7 +106,7 @@ def test_markdown_has_means_spreads_ratios_and_p_values(three_seeds):
 def test_a_missing_hypothesis_file_is_named_and_the_other_seeds_are_used(three_seeds):
     lost = three_seeds / "mgcm" / "seed3" / "generate-tst-COMMON.txt"
     lost.unlink()
-    comparison = compare(collect(three_seeds, ["none", "mgcm"], [1, 2, 3]), "tst-COMMON")
+    comparison = compare(collect(three_seeds, ["none", "mgcm"], [1, 2, 3]), "tst-COMMON", TRIALS)
     assert str(lost) in comparison.missing
     assert comparison.tests[("offline", "mgcm", "none")].seeds == (1, 2)
     assert comparison.tests[("k=3", "mgcm", "none")].seeds == (1, 2, 3)
@@ -112,12 +116,13 @@ def test_a_missing_hypothesis_file_is_named_and_the_other_seeds_are_used(three_s
 
 def test_report_script_writes_table_and_plot_and_refuses_repeated_seeds(three_seeds):
     run = subprocess.run([sys.executable, "scripts/report_results.py", "--exp-dir", str(three_seeds),
-                          "--methods", "none", "mgcm", "--seeds", "1", "2", "3", "4"],
+                          "--methods", "none", "mgcm", "--seeds", "1", "2", "3", "4",
+                          "--trials", str(TRIALS)],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert f"missing, left out: {three_seeds / 'mgcm' / 'seed4'}: no results" in run.stderr
     table = (three_seeds / "results.md").read_text()
-    assert "| mgcm seed 2 |" in table and "p (BLEU)" in table
+    assert "| mgcm seed 2 |" in table and "p (BLEU)" in table and "1,000 trials" in table
     assert (three_seeds / "bleu_al.png").read_bytes()[:4] == b"\x89PNG"
     again = subprocess.run([sys.executable, "scripts/report_results.py", "--exp-dir", str(three_seeds),
                             "--methods", "none", "--seeds", "1", "1"],
@@ -148,7 +153,7 @@ def test_dev_curve_is_read_from_train_logs_and_a_resumed_epoch_counts_once(three
         log.write_text("".join(lines))
     runs = collect(three_seeds, ["none", "mgcm"], [1, 2, 3])
     assert runs[0].dev_curve == {1: 6.5, 2: 5.5} and runs[2].dev_curve == {}
-    markdown = comparison_markdown(compare(runs, "tst-COMMON"))
+    markdown = comparison_markdown(compare(runs, "tst-COMMON", TRIALS))
     assert "| epoch | none | mgcm |" in markdown
     assert "| 1 | 6.600 (97.0) n=2 | - |" in markdown
     assert "| 2 | 5.600 (48.5) n=2 | - |" in markdown
