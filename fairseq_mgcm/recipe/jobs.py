@@ -17,15 +17,17 @@ Usage (run.sh ``exec``s it, so killing run.sh reaches this process)::
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from fairseq_mgcm.recipe.configure import FLAGS_CHECKED, RUN_SH
 from fairseq_mgcm.recipe.matrix import run_matrix
@@ -63,8 +65,41 @@ class Stopped(Exception):
         self.signum = signum
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise Stopped(signum)
+class _StopSignals:
+    """The SIGTERM/SIGINT handler: raises :class:`Stopped`, except while a run is being started
+    (``starting()``), when it holds the signal and raises on the way out. A signal that landed
+    inside ``subprocess.Popen`` would otherwise leave a run that had already started (and
+    perhaps started others) unrecorded, so it would outlive the scheduler."""
+
+    def __init__(self) -> None:
+        self._starting = False
+        self._held: int | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self._starting:
+            self._held = signum
+            return
+        raise Stopped(signum)
+
+    @contextlib.contextmanager
+    def starting(self) -> Iterator[None]:
+        self._starting = True
+        try:
+            yield
+        finally:
+            self._starting = False
+        if self._held is not None:
+            signum, self._held = self._held, None
+            raise Stopped(signum)
+
+
+_stop = _StopSignals()
+
+
+def _start(command: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``command`` in its own process group (the run and everything it starts), recorded by
+    the caller before a stop signal is let through."""
+    return subprocess.Popen(command, env=env, start_new_session=True, **kwargs)
 
 
 def _end_all(running: Mapping[int, tuple[Job | None, subprocess.Popen[bytes]]]) -> None:
@@ -81,11 +116,14 @@ def _end_all(running: Mapping[int, tuple[Job | None, subprocess.Popen[bytes]]]) 
 def _run_group(command: list[str], env: dict[str, str]) -> int:
     """Run ``command`` to its end in its own process group; if the scheduler is stopped
     meanwhile, end the whole group before passing the stop on."""
-    process = subprocess.Popen(command, env=env, start_new_session=True)
+    process = None
     try:
+        with _stop.starting():
+            process = _start(command, env)
         return process.wait()
     except BaseException:
-        _end_all({process.pid: (None, process)})
+        if process is not None:
+            _end_all({process.pid: (None, process)})
         raise
 
 
@@ -102,10 +140,10 @@ def schedule(jobs: Sequence[Job], slots: int, report: Callable[[], None]) -> boo
                 job = pending.pop(0)
                 job.log.parent.mkdir(parents=True, exist_ok=True)
                 log(f"start {job.id} ({job.env.get('OMP_NUM_THREADS')} thread(s)): {job.log}")
-                with open(job.log, "wb") as out:
-                    process = subprocess.Popen(job.command, stdout=out, stderr=subprocess.STDOUT,
-                                               env=job.env, start_new_session=True)
-                running[process.pid] = (job, process)
+                with _stop.starting(), open(job.log, "wb") as out:
+                    process = _start(job.command, job.env, stdout=out,
+                                     stderr=subprocess.STDOUT)
+                    running[process.pid] = (job, process)
             if finished:  # the table after the next run has started
                 finished = False
                 report()

@@ -178,7 +178,7 @@ def test_the_backends_a_method_can_use_are_not_refused(flags) -> None:
 
 
 def test_shipped_flag_files_on_eight_workers_never_reach_a_refused_backend():
-    """scripts/run.sh --ngpus 8 with any shipped hardware file and a conflict method: the method
+    """scripts/run.sh --ngpus 8 with any shipped hardware file and any method: the method
     file's --ddp-backend legacy_ddp comes last (run.sh joins model, hardware, method, later ones
     winning), and fairseq's parser and the optimizer accept the 8-GPU combination."""
     from fairseq_mgcm.recipe.train_flags import read_flags
@@ -187,7 +187,7 @@ def test_shipped_flag_files_on_eight_workers_never_reach_a_refused_backend():
         return [flag.token for path in paths for flag in read_flags(path)]
 
     for hardware in sorted((ROOT / "configs" / "hardware").glob("*.args")):
-        for method in ("mgcm", "pcgrad", "discard"):
+        for method in ("none", "mgcm", "pcgrad", "discard"):
             joined = tokens(ROOT / "configs/model/s.args", hardware,
                             ROOT / f"configs/methods/{method}.args")
             backends = [joined[i + 1] for i, t in enumerate(joined) if t == "--ddp-backend"]

@@ -90,6 +90,34 @@ def test_sigterm_ends_every_run_and_what_it_started(tmp_path, signum):
     scheduler.send_signal(signum)
     _, err = scheduler.communicate(timeout=120)
     assert scheduler.returncode != 0
-    assert "stopped: ending 2 run(s)" in err
+    assert "stopped: ending 2 run(s)" in err, err
     assert not any(_alive(pid) for pid in pids), err
     assert not (tmp_path / "c.log").exists()
+
+
+def test_a_stop_that_lands_while_a_run_starts_still_ends_that_run(tmp_path, monkeypatch, capsys):
+    """The signal arrives inside Popen, after the run's process started (what a busy machine
+    did in the test above, now and then): the run is still recorded and ended, not orphaned."""
+    from fairseq_mgcm.recipe import jobs
+
+    started: list[subprocess.Popen] = []
+
+    def start_then_signal(command, env, **kwargs):
+        process = real_start(command, env, **kwargs)
+        started.append(process)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled at the next bytecode, still in here
+        return process
+
+    real_start = jobs._start
+    monkeypatch.setattr(jobs, "_start", start_then_signal)
+    run = Job("a", [sys.executable, "-c", "import time; time.sleep(1000)"], tmp_path / "a.log",
+              dict(os.environ))
+    try:
+        with pytest.raises(jobs.Stopped):
+            schedule([run], 1, lambda: None)
+        assert started and started[0].returncode is not None  # ended and reaped
+        assert "stopped: ending 1 run(s)" in capsys.readouterr().err
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
