@@ -11,7 +11,6 @@ class HiddenParameters(BadValue):
     appear in the graph, so the engine would sum their gradients unprojected."""
 
 
-
 def reachable_leaves(loss: Tensor) -> set[int]:
     """``id``s of the leaf tensors whose gradient ``loss.backward()`` would accumulate.
 
