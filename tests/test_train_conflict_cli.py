@@ -105,11 +105,41 @@ def test_mgcm_trains_logs_conflicts_and_resumes(prepared_tiny, tmp_path, monkeyp
         assert after.first_step == before.last_step + 1
 
 
+def _weights(save_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(save_dir / "checkpoint_last.pt", weights_only=False)["model"]
+
+
+@pytest.mark.slow
+def test_recompute_trains_as_retain_and_resumes_across_modes(prepared_tiny, tmp_path,
+                                                             monkeypatch, caplog):
+    """Same seed, dropout and multipath wait-k (a lag drawn per forward), update-freq 2:
+    ``--conflict-memory recompute`` ends two epochs with ``retain``'s weights and losses, and a
+    run that trains one epoch in ``retain`` and resumes in ``recompute`` ends with them too
+    (the mode keeps no state of its own)."""
+    caplog.set_level(logging.INFO)
+    extra = ["--update-freq", "2", "--waitk-multipath", "--dropout", "0.2"]
+    losses, weights = {}, {}
+    for name, schedule in [("retain", [(2, "retain")]), ("recompute", [(2, "recompute")]),
+                           ("switched", [(1, "retain"), (2, "recompute")])]:
+        caplog.clear()
+        for max_epoch, memory in schedule:
+            _train(monkeypatch, prepared_tiny, tmp_path / name, max_epoch,
+                   [*extra, "--conflict-memory", memory])
+        losses[name] = [float(s["train_loss"]) for s in _train_stats(caplog.records)]
+        weights[name] = _weights(tmp_path / name)
+    assert len(losses["retain"]) == 2
+    assert losses["recompute"] == losses["switched"] == losses["retain"]
+    for name in ("recompute", "switched"):
+        for key, value in weights["retain"].items():
+            torch.testing.assert_close(weights[name][key], value, rtol=1e-6, atol=1e-7,
+                                       msg=f"{name}: {key}")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", [
     ["--fp16", "--fp16-no-flatten-grads"],  # flat fp32 copies need CUDA
-    ["--memory-efficient-fp16"],
-], ids=["fp16", "memory-efficient-fp16"])  # --amp on CPU is fp32 (fairseq's autocast is CUDA's):
+    ["--memory-efficient-fp16", "--conflict-memory", "recompute"],
+], ids=["fp16", "memory-efficient-fp16-recompute"])  # --amp on CPU is fp32 (fairseq's autocast is CUDA's):
 # tests/optim/test_mixed_precision.py runs AMPOptimizer under CPU bf16 autocast with a live scaler
 def test_mgcm_trains_under_mixed_precision(precision, prepared_tiny, tmp_path, monkeypatch,
                                            caplog):
@@ -127,8 +157,8 @@ def test_mgcm_trains_under_mixed_precision(precision, prepared_tiny, tmp_path, m
 @pytest.mark.slow
 def test_mgcm_trains_data_parallel(prepared_tiny, tmp_path):
     """Two CPU workers (gloo), legacy_ddp in fp16 (the recipe's 8-GPU overlay test runs it in
-    fp32): the workers stay in sync (one all-reduce per update after the engine's passes), and
-    only the first writes telemetry."""
+    fp32) with ``--conflict-memory recompute``: the workers stay in sync (one all-reduce per
+    update after the engine's passes and forwards), and only the first writes telemetry."""
     workers = []
     for rank in range(2):
         save_dir = tmp_path / f"rank{rank}"
@@ -137,6 +167,7 @@ def test_mgcm_trains_data_parallel(prepared_tiny, tmp_path):
             "--distributed-init-method", f"file://{tmp_path / 'init'}", "--distributed-no-spawn",
             "--distributed-backend", "gloo", "--device-id", "0", "--ddp-backend", "legacy_ddp",
             "--update-freq", "2", "--fp16", "--fp16-no-flatten-grads",
+            "--conflict-memory", "recompute",
         ])  # fmt: skip
         command = [sys.executable, str(ROOT / "tests" / "train_launcher.py"),
                    str(tmp_path / "{rank}.pt"), *argv]

@@ -10,6 +10,7 @@ from fairseq_mgcm.conflict._method import ConflictMethod
 from fairseq_mgcm.conflict._mgcm import MGCM
 from fairseq_mgcm.conflict._none import PlainSum
 from fairseq_mgcm.conflict._partition import GRANULARITIES, Group, describe, partition
+from fairseq_mgcm.conflict._passes import MEMORY_MODES, Forward
 from fairseq_mgcm.conflict._pcgrad import PCGrad
 from fairseq_mgcm.conflict._projection import AUX_MODES, GroupProjection
 from fairseq_mgcm.conflict._stats import ConflictStats
@@ -57,6 +58,14 @@ class ConflictEngine:
 
     ``aux_mode="combined"`` sums the auxiliary losses and projects their joint gradient (one
     backward pass fewer); ``"separate"`` projects each auxiliary on its own (the reference).
+
+    ``memory="retain"`` keeps the forward graph across the method's backward passes;
+    ``"recompute"`` runs the forward again for each further pass under the first one's random
+    state and frees each graph as its backward runs: the peak memory of plain training, for a
+    forward per further pass (``backward`` then takes the forward as a function)::
+
+        engine = ConflictEngine(model, "mgcm", memory="recompute")
+        stats = engine.backward(lambda: model.losses(batch), primary="st")
     """
 
     def __init__(
@@ -66,14 +75,18 @@ class ConflictEngine:
         granularity: str = "module",
         aux_mode: str = "separate",
         seed: int = 0,
+        memory: str = "retain",
     ) -> None:
-        granularity = str(granularity)
+        granularity, memory = str(granularity), str(memory)
+        if memory not in MEMORY_MODES:
+            raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
         if granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
         if not isinstance(method, ConflictMethod):
             method = make_method(method, aux_mode, seed)
         self.method: ConflictMethod = method
         self.granularity = granularity
+        self.memory = memory
         self._model = model
         self._groups: tuple[Group, ...] | None = None
         self._trainable: tuple[int, ...] = ()
@@ -93,7 +106,12 @@ class ConflictEngine:
         """The partition as a table (group, kind, tensors, elements)."""
         return describe(self.groups)
 
-    def backward(self, losses: Mapping[str, Tensor], primary: str) -> ConflictStats:
+    def backward(self, losses: Mapping[str, Tensor] | Forward, primary: str) -> ConflictStats:
         """Add the combined gradient of ``losses`` to ``.grad``; ``primary`` names the task whose
-        gradient is never changed (ignored by ``pcgrad``, which treats all tasks alike)."""
-        return self.method(self.groups, losses, primary)
+        gradient is never changed (ignored by ``pcgrad``, which treats all tasks alike).
+
+        ``losses`` is the task losses, or a function that runs the forward and returns them
+        (required with ``memory="recompute"``, which calls it once per backward pass; keep no
+        reference to what it returns, or that graph cannot be freed)."""
+        buffers = self._model.named_buffers() if self.memory == "recompute" else ()
+        return self.method(self.groups, losses, primary, self.memory, buffers)

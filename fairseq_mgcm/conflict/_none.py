@@ -1,18 +1,17 @@
 """The baseline: the plain sum of the task losses, one backward pass."""
 from __future__ import annotations
 
-from torch import Tensor
-
 from fairseq_mgcm.conflict._method import ConflictMethod
 from fairseq_mgcm.conflict._partition import Group
+from fairseq_mgcm.conflict._passes import Passes
 from fairseq_mgcm.conflict._stats import ConflictStats
 
 
-def plain_backward(losses: dict[str, Tensor], primary: str) -> ConflictStats:
+def plain_backward(passes: Passes, primary: str) -> ConflictStats:
     """``sum(losses).backward()``: the update is ``sum_t g_t``; nothing is observed."""
-    if losses:
-        sum(losses.values()).backward()  # type: ignore[union-attr]
-    return ConflictStats(method="none", primary=primary, passes=int(bool(losses)))
+    if passes.live:
+        passes.take(passes.live).backward()
+    return ConflictStats(method="none", primary=primary, passes=int(bool(passes.live)))
 
 
 class PlainSum(ConflictMethod):
@@ -20,6 +19,6 @@ class PlainSum(ConflictMethod):
 
     name = "none"
 
-    def _backward(self, groups: tuple[Group, ...], losses: dict[str, Tensor],
+    def _backward(self, groups: tuple[Group, ...], passes: Passes,
                   primary: str) -> ConflictStats:
-        return plain_backward(losses, primary)
+        return plain_backward(passes, primary)

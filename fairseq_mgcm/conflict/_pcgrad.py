@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from fairseq_mgcm.conflict._method import ConflictMethod
 from fairseq_mgcm.conflict._partition import Group
+from fairseq_mgcm.conflict._passes import Passes
 from fairseq_mgcm.conflict._stats import ConflictStats, ModuleConflict
 
 _CHUNK = 2**22  # columns per fp32 block when the gradients are in half precision
@@ -83,17 +84,17 @@ class PCGrad(ConflictMethod):
     def __repr__(self) -> str:
         return f"PCGrad(seed={self.seed})"
 
-    def _backward(self, groups: tuple[Group, ...], losses: dict[str, Tensor],
+    def _backward(self, groups: tuple[Group, ...], passes: Passes,
                   primary: str) -> ConflictStats:
         params = [p for group in groups for _, p in group.params]
-        records, held = self._project(params, losses, primary)
-        return ConflictStats(self.name, primary, records, held, passes=len(losses))
+        records, held = self._project(params, passes, primary)
+        return ConflictStats(self.name, primary, records, held, passes=len(passes.live))
 
-    def _project(self, params: Sequence[nn.Parameter], losses: dict[str, Tensor],
+    def _project(self, params: Sequence[nn.Parameter], passes: Passes,
                  primary: str) -> tuple[tuple[ModuleConflict, ...], int]:
         """Add the PCGrad update to ``.grad``; return the records and the bytes held."""
         generator = self._generator
-        names = sorted(losses, key=lambda name: name != primary)  # primary first, order kept
+        names = sorted(passes.live, key=lambda name: name != primary)  # primary first
         if not params or not names:
             return (), 0
         dtype = params[0].dtype
@@ -104,7 +105,8 @@ class PCGrad(ConflictMethod):
         reached = [False] * len(params)
         for i, name in enumerate(names):
             grads: list[Tensor | None] = list(torch.autograd.grad(
-                losses[name], params, retain_graph=i < len(names) - 1, allow_unused=True
+                passes.take((name,)), params,
+                retain_graph=passes.retain(last=i == len(names) - 1), allow_unused=True,
             ))
             offset = 0
             for k, size in enumerate(sizes):

@@ -12,6 +12,7 @@ from torch import Tensor
 from fairseq_mgcm.conflict._method import ConflictMethod
 from fairseq_mgcm.conflict._none import plain_backward
 from fairseq_mgcm.conflict._partition import Group
+from fairseq_mgcm.conflict._passes import Passes
 from fairseq_mgcm.conflict._rule import Scalar
 from fairseq_mgcm.conflict._stash import stash_backward
 from fairseq_mgcm.conflict._stats import ConflictStats
@@ -69,20 +70,20 @@ class GroupProjection(ConflictMethod):
                       ) -> tuple[Scalar, Scalar]:
         """``(alpha, beta)``, built with :func:`where` so that tensors and floats both work."""
 
-    def _backward(self, groups: tuple[Group, ...], losses: dict[str, Tensor],
+    def _backward(self, groups: tuple[Group, ...], passes: Passes,
                   primary: str) -> ConflictStats:
-        aux = {task: loss for task, loss in losses.items() if task != primary}
-        if primary not in losses or not aux:
-            return plain_backward(losses, primary)
+        aux = {task: (task,) for task in passes.live if task != primary}
+        if primary not in passes.live or not aux:
+            return plain_backward(passes, primary)
         if self.aux_mode == "combined" and len(aux) > 1:
-            aux = {"+".join(aux): sum(aux.values())}  # type: ignore[dict-item]
+            aux = {"+".join(aux): tuple(aux)}
         held = HeldBytes()
         fresh = all(p.grad is None for group in groups for _, p in group.params)
         if len(aux) == 1 and fresh:
-            [(task, aux_loss)] = aux.items()
-            sums = streaming_backward(groups, self, losses[primary], task, aux_loss, held)
+            [(name, tasks)] = aux.items()
+            sums = streaming_backward(groups, self, passes, primary, name, tasks, held)
         else:
-            sums = stash_backward(groups, self, losses[primary], aux, held)
+            sums = stash_backward(groups, self, passes, primary, aux, held)
         return ConflictStats(self.name, primary, to_records(sums, primary), held.peak,
                              passes=1 + len(aux))
 

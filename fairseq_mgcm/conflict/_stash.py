@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from fairseq_mgcm.conflict._apply import Piece, apply_rule
-from fairseq_mgcm.conflict._graph import reachable_leaves
 from fairseq_mgcm.conflict._partition import Group
+from fairseq_mgcm.conflict._passes import Passes
 from fairseq_mgcm.conflict._rule import ProjectionRule
 from fairseq_mgcm.conflict._sums import Hooks, PairSums
 from fairseq_mgcm.conflict._tensor_ops import HeldBytes, same_storage
@@ -90,39 +90,40 @@ def _on_aux_accumulated(state: _StashedGroup, task: str, param: nn.Parameter) ->
 
 
 def stash_backward(
-    groups: tuple[Group, ...], rule: ProjectionRule, primary_loss: Tensor,
-    aux_losses: Mapping[str, Tensor], held: HeldBytes,
+    groups: tuple[Group, ...], rule: ProjectionRule, passes: Passes, primary: str,
+    aux: Mapping[str, tuple[str, ...]], held: HeldBytes,
 ) -> list[PairSums]:
-    """``1 + len(aux_losses)`` passes; ``.grad`` may hold earlier micro-batches."""
-    reached_primary = reachable_leaves(primary_loss)
-    reached = {task: reachable_leaves(loss) for task, loss in aux_losses.items()}
+    """``1 + len(aux)`` passes (each auxiliary named by the tasks it sums); ``.grad`` may hold
+    earlier micro-batches."""
+    reached_primary = passes.reachable((primary,))
+    reached = {name: passes.reachable(tasks) for name, tasks in aux.items()}
     states: list[_StashedGroup] = []
     for group in groups:
-        primary = [p for _, p in group.params if id(p) in reached_primary]
-        tasks = {task: [p for _, p in group.params if id(p) in leaves]
-                 for task, leaves in reached.items()}
-        tasks = {task: params for task, params in tasks.items() if params}
-        if primary and tasks:
-            states.append(_StashedGroup(group, rule, primary, tasks, held))
+        primary_params = [p for _, p in group.params if id(p) in reached_primary]
+        tasks = {name: [p for _, p in group.params if id(p) in leaves]
+                 for name, leaves in reached.items()}
+        tasks = {name: params for name, params in tasks.items() if params}
+        if primary_params and tasks:
+            states.append(_StashedGroup(group, rule, primary_params, tasks, held))
 
     hooks = Hooks()
     for state in states:
         for p in state.primary:
             hooks.add(p, state.on_primary, None)
     with hooks.active():
-        primary_loss.backward(retain_graph=True)
+        passes.take((primary,)).backward(retain_graph=passes.retain(last=False))
     for state in states:
         state.after_primary()
 
-    names = list(aux_losses)
-    for i, task in enumerate(names):
-        involved = [state for state in states if task in state.tasks]
+    names = list(aux)
+    for i, name in enumerate(names):
+        involved = [state for state in states if name in state.tasks]
         for state in involved:
-            for p in state.tasks[task]:
-                hooks.add(p, functools.partial(state.on_aux, task),
-                          functools.partial(_on_aux_accumulated, state, task))
+            for p in state.tasks[name]:
+                hooks.add(p, functools.partial(state.on_aux, name),
+                          functools.partial(_on_aux_accumulated, state, name))
         with hooks.active():
-            aux_losses[task].backward(retain_graph=i < len(names) - 1)
+            passes.take(aux[name]).backward(retain_graph=passes.retain(last=i == len(names) - 1))
         for state in involved:
-            state.finish(task)
+            state.finish(name)
     return [sums for state in states for sums in state.sums.values()]

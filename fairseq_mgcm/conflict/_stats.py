@@ -27,7 +27,8 @@ class ConflictStats:
 
     ``held_bytes`` is the peak number of bytes of gradient tensors the engine kept alive beyond
     what ``loss.backward()`` keeps (stashes and per-module temporaries); ``passes`` the number
-    of backward passes through the graph.
+    of backward passes through the graph, ``forwards`` the number of forward passes run
+    (``passes`` with ``memory="recompute"``, else 1).
     """
 
     method: str
@@ -35,3 +36,4 @@ class ConflictStats:
     records: tuple[ModuleConflict, ...] = field(default_factory=tuple)
     held_bytes: int = 0
     passes: int = 1
+    forwards: int = 1

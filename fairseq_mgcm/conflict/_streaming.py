@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from fairseq_mgcm.conflict._apply import REST, Piece, apply_rule
 from fairseq_mgcm.conflict._graph import reachable_leaves
 from fairseq_mgcm.conflict._partition import Group
+from fairseq_mgcm.conflict._passes import Passes
 from fairseq_mgcm.conflict._rule import ProjectionRule
 from fairseq_mgcm.conflict._sums import Hooks, PairSums
 from fairseq_mgcm.conflict._tensor_ops import HeldBytes
@@ -64,21 +65,24 @@ class _StreamedGroup:
 
 
 def streaming_backward(
-    groups: tuple[Group, ...], rule: ProjectionRule, primary_loss: Tensor, task: str,
-    aux_loss: Tensor, held: HeldBytes,
+    groups: tuple[Group, ...], rule: ProjectionRule, passes: Passes, primary: str, task: str,
+    aux_tasks: tuple[str, ...], held: HeldBytes,
 ) -> list[PairSums]:
-    """Two passes; requires every ``.grad`` to be ``None`` on entry."""
-    aux_loss.backward(retain_graph=True)
+    """Two passes (``task`` names the sum of ``aux_tasks``); requires every ``.grad`` to be
+    ``None`` on entry."""
+    passes.take(aux_tasks).backward(retain_graph=passes.retain(last=False))
+    primary_loss = passes.take((primary,))
     reached = reachable_leaves(primary_loss)
     states: list[_StreamedGroup] = []
     hooks = Hooks()
     for group in groups:
-        primary = [p for _, p in group.params if id(p) in reached]
+        primary_params = [p for _, p in group.params if id(p) in reached]
         aux_only = [p for _, p in group.params if p.grad is not None and id(p) not in reached]
-        if not primary or (len(aux_only) == 0 and all(p.grad is None for p in primary)):
+        if not primary_params or (
+                len(aux_only) == 0 and all(p.grad is None for p in primary_params)):
             continue
-        state = _StreamedGroup(group, task, rule, primary, aux_only, held)
-        for p in primary:
+        state = _StreamedGroup(group, task, rule, primary_params, aux_only, held)
+        for p in primary_params:
             hooks.add(p, state.on_primary, state.on_accumulated)
         states.append(state)
     with hooks.active():

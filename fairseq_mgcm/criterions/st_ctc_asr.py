@@ -43,6 +43,10 @@ def _log_softmax(logits: Tensor) -> Tensor:
     return F.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
 
 
+PRIMARY_ORDER = ("st", "asr", "ctc", "mt")
+"""The first of these with a weight above 0 is the primary task; every other one is auxiliary."""
+
+
 @register_criterion("st_ctc_asr", dataclass=StCtcAsrConfig)
 class StCtcAsrCriterion(FairseqCriterion):
     """Label-smoothed ST CE (primary) + CTC + label-smoothed ASR CE, returned per task."""
@@ -66,6 +70,9 @@ class StCtcAsrCriterion(FairseqCriterion):
                 "--st-weight, --ctc-weight, --asr-weight and --mt-weight are all 0: "
                 "nothing to train"
             )
+        self.primary_task = next(task for task in PRIMARY_ORDER if self.weights[task] > 0)
+        """The task whose gradient the conflict methods never change: ST, or for ASR
+        pre-training (``--st-weight 0``) the first other task with a weight."""
         self.sentence_avg = cfg.sentence_avg
         src_dict = getattr(task, "transcript_dictionary", None)
         if src_dict is None:

@@ -7,9 +7,11 @@ In a task's ``train_step``::
     from fairseq_mgcm.optim import multitask_backward
 
     with multitask_backward(optimizer, model) as backward:
-        losses, sample_size, logging_output = criterion.compute_task_losses(model, sample)
-        backward(losses, primary="st", update_num=update_num)
+        backward(lambda: criterion.compute_task_losses(model, sample)[0], primary="st",
+                 update_num=update_num)
 
+``backward`` takes the forward as a function, run once per backward pass under
+``--conflict-memory recompute`` (once under the default ``retain``, which also takes the losses).
 On the command line: ``--optimizer conflict_aware --base-optimizer adam --conflict-method mgcm``.
 """
 from fairseq_mgcm.optim._config import BASE_OPTIMIZERS, ConflictAwareConfig

@@ -14,7 +14,7 @@ from fairseq.optim.adam import FairseqAdamConfig
 from fairseq.optim.nag import FairseqNAGConfig
 from omegaconf import II
 
-from fairseq_mgcm.conflict import AUX_MODES, GRANULARITIES, METHODS
+from fairseq_mgcm.conflict import AUX_MODES, GRANULARITIES, MEMORY_MODES, METHODS
 from fairseq_mgcm.conflict.telemetry import DEFAULT_INTERVAL
 
 BASE_OPTIMIZERS = {"adam": FairseqAdamConfig, "nag": FairseqNAGConfig}
@@ -52,6 +52,13 @@ class ConflictAwareConfig(FairseqAdamConfig, FairseqNAGConfig):
     conflict_aux_mode: ChoiceEnum(list(AUX_MODES)) = field(  # type: ignore[valid-type]
         default="separate",
         metadata={"help": "project each auxiliary gradient separately or their sum (combined)"},
+    )
+    conflict_memory: ChoiceEnum(list(MEMORY_MODES)) = field(  # type: ignore[valid-type]
+        default="retain",
+        metadata={"help": "retain: keep the forward graph across the method's backward passes; "
+                  "recompute: run the forward again for each further pass (same random state) "
+                  "and free each graph as its backward runs: plain training's peak memory for "
+                  "one forward per extra pass"},
     )
     conflict_telemetry_jsonl: Optional[str] = field(
         default=None,

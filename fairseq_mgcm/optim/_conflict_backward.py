@@ -8,8 +8,16 @@ from fairseq.logging import metrics
 from fairseq.optim import FairseqOptimizer
 from torch import Tensor, nn
 
-from fairseq_mgcm.conflict import GRANULARITIES, ConflictEngine, ConflictStats, make_method
+from fairseq_mgcm.conflict import (
+    GRANULARITIES,
+    MEMORY_MODES,
+    ConflictEngine,
+    ConflictStats,
+    Forward,
+    make_method,
+)
 from fairseq_mgcm.conflict.telemetry import DEFAULT_INTERVAL, TelemetryWriter, summarize
+from fairseq_mgcm.errors import BadValue
 from fairseq_mgcm.optim._ddp import find_torch_ddp, unwrap
 from fairseq_mgcm.optim._scaling import after_backward, scale_losses
 
@@ -17,17 +25,18 @@ from fairseq_mgcm.optim._scaling import after_backward, scale_losses
 class ConflictAwareBackward:
     """Stands in for ``optimizer.backward(loss)`` when the loss is several task losses.
 
-    In a task's ``train_step``::
+    In a task's ``train_step`` (through :func:`~fairseq_mgcm.optim.multitask_backward`)::
 
-        losses, sample_size, logging_output = criterion.compute_task_losses(model, sample)
-        if ignore_grad:
-            losses = {name: loss * 0 for name, loss in losses.items()}
-        self.conflict_backward(optimizer, model, losses, primary="st", update_num=update_num)
+        def forward():
+            return criterion.compute_task_losses(model, sample)[0]
 
-    The call scales each loss as the optimizer wrapper would (fp16 loss scale, AMP grad scaler),
-    runs :class:`~fairseq_mgcm.conflict.ConflictEngine` on the unwrapped model, sets the
-    wrapper's flags, and logs conflict rates and cosines per module kind and task pair as fairseq
-    metrics, and, on the first worker, aggregates them into ``telemetry_jsonl`` (one line per
+        self.conflict_backward(optimizer, model, forward, primary="st", update_num=update_num)
+
+    ``memory`` (``--conflict-memory``) is the engine's: ``recompute`` calls ``forward`` once per
+    backward pass. The call scales each loss as the optimizer wrapper would (fp16 loss scale,
+    AMP grad scaler), runs :class:`~fairseq_mgcm.conflict.ConflictEngine` on the unwrapped
+    model, sets the wrapper's flags, and logs conflict rates and cosines per module kind and
+    task pair as fairseq metrics, and, on the first worker, aggregates them into ``telemetry_jsonl`` (one line per
     ``telemetry_interval`` updates; schema in :mod:`fairseq_mgcm.conflict.telemetry`), marked
     as ``telemetry_run``'s (:func:`~fairseq_mgcm.conflict.telemetry.run_label`).
 
@@ -44,12 +53,16 @@ class ConflictAwareBackward:
         seed: int = 1,
         telemetry_interval: int = DEFAULT_INTERVAL,
         telemetry_run: str | None = None,
+        memory: str = "retain",
     ) -> None:
         # str(): fairseq configs hold ChoiceEnum members; the engine and telemetry want strings
         self.method, self.granularity, self.aux_mode = str(method), str(granularity), str(aux_mode)
         make_method(self.method, self.aux_mode)  # validates the names now, not at first use
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+        self.memory = str(memory)
+        if self.memory not in MEMORY_MODES:
+            raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
         self._seed = seed
         self._engine: ConflictEngine | None = None
         self._engine_model: nn.Module | None = None
@@ -62,7 +75,8 @@ class ConflictAwareBackward:
         inner = unwrap(model)
         if self._engine is None or self._engine_model is not inner:
             self._engine = ConflictEngine(
-                inner, self.method, self.granularity, self.aux_mode, seed=self._seed
+                inner, self.method, self.granularity, self.aux_mode, seed=self._seed,
+                memory=self.memory,
             )
             self._engine_model = inner
         return self._engine
@@ -71,11 +85,12 @@ class ConflictAwareBackward:
         self,
         optimizer: FairseqOptimizer,
         model: nn.Module,
-        losses: Mapping[str, Tensor],
+        losses: Mapping[str, Tensor] | Forward,
         primary: str = "st",
         update_num: int | None = None,
     ) -> ConflictStats:
-        """Backward of ``losses``: the combined gradient is added to ``.grad``."""
+        """Backward of ``losses`` (or of what the forward function returns, run once per pass
+        under ``memory="recompute"``): the combined gradient is added to ``.grad``."""
         if self.method != "none" and find_torch_ddp(model) is not None:
             raise RuntimeError(
                 f"conflict method {self.method!r} runs several backward passes and torch "
@@ -83,7 +98,19 @@ class ConflictAwareBackward:
                 "fairseq's LegacyDistributedDataParallel (--ddp-backend legacy_ddp) instead"
             )
         engine = self.engine(model)
-        stats = engine.backward(scale_losses(optimizer, losses), primary)
+        if callable(losses):
+            forward = losses
+
+            def scaled() -> dict[str, Tensor]:
+                return scale_losses(optimizer, forward())
+
+            stats = engine.backward(scaled, primary)
+        elif self.memory == "recompute":
+            raise BadValue("--conflict-memory recompute runs the forward once per backward pass, "
+                           "but this task's train_step handed over losses, not its forward; use "
+                           "--conflict-memory retain, or pass the forward as a function")
+        else:
+            stats = engine.backward(scale_losses(optimizer, losses), primary)
         after_backward(optimizer)
         self._log(stats, update_num)
         return stats

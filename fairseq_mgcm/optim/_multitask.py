@@ -8,14 +8,14 @@ from typing import Protocol
 from fairseq.optim import FairseqOptimizer
 from torch import Tensor, nn
 
-from fairseq_mgcm.conflict import ConflictStats
+from fairseq_mgcm.conflict import ConflictStats, Forward
 from fairseq_mgcm.optim._optimizer import ConflictAwareOptimizer
 
 _INNER = ("fp32_optimizer", "wrapped_optimizer", "_optimizer", "base")
 
 
 class MultitaskBackward(Protocol):
-    def __call__(self, losses: Mapping[str, Tensor], primary: str,
+    def __call__(self, losses: Mapping[str, Tensor] | Forward, primary: str,
                  update_num: int | None = None) -> ConflictStats: ...
 
 
@@ -40,8 +40,12 @@ def multitask_backward(optimizer: FairseqOptimizer, model: nn.Module
     """Enclose a task's forward and backward::
 
         with multitask_backward(optimizer, model) as backward:
-            losses = criterion.compute_task_losses(model, sample)  # {"st": ..., "ctc": ...}
-            backward(losses, primary="st", update_num=update_num)
+            # the forward returns {"st": ..., "ctc": ...}
+            backward(lambda: criterion.compute_task_losses(model, sample)[0],
+                     primary="st", update_num=update_num)
+
+    ``backward`` takes the forward as a function (run once, or once per backward pass under
+    ``--conflict-memory recompute``) or, for ``retain`` only, the losses themselves.
 
     With ``--optimizer conflict_aware`` the losses go to its conflict engine (scaled as the
     fp16/AMP wrapper would scale them; data parallelism is ``legacy_ddp``'s one all-reduce per
@@ -51,8 +55,10 @@ def multitask_backward(optimizer: FairseqOptimizer, model: nn.Module
     """
     wrapper = find_conflict_aware(optimizer)
     if wrapper is None:
-        def plain(losses: Mapping[str, Tensor], primary: str,
+        def plain(losses: Mapping[str, Tensor] | Forward, primary: str,
                   update_num: int | None = None) -> ConflictStats:
+            if callable(losses):
+                losses = losses()
             if primary not in losses:
                 raise KeyError(f"primary task {primary!r} is not among the losses "
                                f"{sorted(losses)}")
@@ -63,7 +69,7 @@ def multitask_backward(optimizer: FairseqOptimizer, model: nn.Module
         return
     engine = wrapper.conflict_backward
 
-    def conflict_aware(losses: Mapping[str, Tensor], primary: str,
+    def conflict_aware(losses: Mapping[str, Tensor] | Forward, primary: str,
                        update_num: int | None = None) -> ConflictStats:
         return engine(optimizer, model, losses, primary=primary, update_num=update_num)
 

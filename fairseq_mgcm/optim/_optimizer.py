@@ -52,6 +52,7 @@ class ConflictAwareOptimizer(FairseqOptimizer):
             telemetry_run=(run_label(cfg.save_dir, cfg.conflict_telemetry_jsonl)
                            if cfg.conflict_telemetry_jsonl else None),
             seed=cfg.seed,
+            memory=str(cfg.conflict_memory),
         )
         # Saving a checkpoint reads the torch optimizer's state (directly, under AMPOptimizer):
         # write the open telemetry window then, so the telemetry file ends where it does.

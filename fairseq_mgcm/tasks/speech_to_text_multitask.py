@@ -221,24 +221,34 @@ class SpeechToTextMultitaskTask(SpeechToTextTask):
         update_num: int,
         ignore_grad: bool = False,
     ) -> tuple[Tensor, int, dict[str, Any]]:
-        """One forward pass for all tasks, then one backward of their losses: the conflict
-        engine's under ``--optimizer conflict_aware``, the plain sum's otherwise."""
+        """One forward pass for all tasks, then the backward of their losses: the conflict
+        engine's under ``--optimizer conflict_aware``, the plain sum's otherwise. The engine gets
+        the forward itself, so that ``--conflict-memory recompute`` can run it once per backward
+        pass; the loss and logging output returned are the first forward's."""
         model.train()
         model.set_num_updates(update_num)
-        with multitask_backward(optimizer, model) as backward:
+        amp = isinstance(optimizer, AMPOptimizer)
+        first: dict[str, Any] = {}
+
+        def forward() -> dict[str, Tensor]:
             with torch.autograd.profiler.record_function("forward"):
-                with torch.autocast("cuda", enabled=isinstance(optimizer, AMPOptimizer)):
+                with torch.autocast("cuda", enabled=amp):
                     losses, sample_size, logging_output = criterion.compute_task_losses(
                         model, sample
                     )
             if ignore_grad:
                 losses = {name: loss * 0 for name, loss in losses.items()}
-            # ST is the primary task; ASR pre-training (--st-weight 0) makes ASR primary. Every
-            # other loss the criterion returns (ctc, asr, mt, ...) is an auxiliary task.
-            primary = next(task for task in ("st", "asr", "ctc", "mt") if task in losses)
+            if not first:
+                first.update(loss=sum(loss.detach() for loss in losses.values()),
+                             sample_size=sample_size, logging_output=logging_output)
+            return losses
+
+        # ST is the primary task; ASR pre-training (--st-weight 0) makes ASR primary. Every
+        # other loss the criterion returns (ctc, asr, mt, ...) is an auxiliary task.
+        with multitask_backward(optimizer, model) as backward:
             with torch.autograd.profiler.record_function("backward"):
-                backward(losses, primary=primary, update_num=update_num)
-        return sum(loss.detach() for loss in losses.values()), sample_size, logging_output
+                backward(forward, primary=criterion.primary_task, update_num=update_num)
+        return first["loss"], first["sample_size"], first["logging_output"]
 
     # ---------------------------------------------------------------- validation
 
