@@ -36,9 +36,10 @@ class ConflictAwareBackward:
     backward pass. The call scales each loss as the optimizer wrapper would (fp16 loss scale,
     AMP grad scaler), runs :class:`~fairseq_mgcm.conflict.ConflictEngine` on the unwrapped
     model, sets the wrapper's flags, and logs conflict rates and cosines per module kind and
-    task pair as fairseq metrics, and, on the first worker, aggregates them into ``telemetry_jsonl`` (one line per
-    ``telemetry_interval`` updates; schema in :mod:`fairseq_mgcm.conflict.telemetry`), marked
-    as ``telemetry_run``'s (:func:`~fairseq_mgcm.conflict.telemetry.run_label`).
+    task pair as fairseq metrics, and, on the first worker, aggregates them into
+    ``telemetry_jsonl`` (one line per ``telemetry_interval`` updates; schema in
+    :mod:`fairseq_mgcm.conflict.telemetry`), marked as ``telemetry_run``'s
+    (:func:`~fairseq_mgcm.conflict.telemetry.run_label`).
 
     Data parallelism is fairseq's ``legacy_ddp``: the trainer all-reduces once per update,
     after the engine's passes. A model under torch DDP is refused (optim/_ddp.py says why).
