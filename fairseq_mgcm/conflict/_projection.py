@@ -72,7 +72,7 @@ class GroupProjection(ConflictMethod):
 
     def _backward(self, groups: tuple[Group, ...], passes: Passes,
                   primary: str) -> ConflictStats:
-        aux = {task: (task,) for task in passes.live if task != primary}
+        aux: dict[str, tuple[str, ...]] = {t: (t,) for t in passes.live if t != primary}
         if primary not in passes.live or not aux:
             return plain_backward(passes, primary)
         if self.aux_mode == "combined" and len(aux) > 1:
