@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """Step time and peak extra memory of the gradient-conflict methods, as ratios to ``none``.
 
-For each model size, precision, task set (``st+ctc``; ``st+ctc+asr``) and method (``none``;
+For each model size, precision, task set (``st+ctc``; ``st+ctc+asr``), method (``none``;
 ``pcgrad`` at model level; ``mgcm`` at ``parameter`` and ``module`` granularity, auxiliaries
-``separate`` and ``combined``), a *fresh subprocess* builds the project's own model through its
+``separate`` and ``combined``) and memory mode (``--conflict-memory``: ``retain`` keeps the
+forward graph across the passes, ``recompute`` runs the forward again per pass; side by side,
+``--memories``), a *fresh subprocess* builds the project's own model through its
 model code (``WaitkS2TTransformerModel``: conv subsampler, chunk-causal encoder with a CTC
 head, wait-k ST decoder, ASR decoder, tied decoder embeddings) and computes the losses with the
 project's criterion (``st_ctc_asr``, its default weights; ``--asr-weight 0`` for two tasks), on
@@ -42,10 +44,12 @@ accounting of the gradient tensors it holds (``ConflictStats.held_bytes``; for P
 flat per-task gradients). The *projection share* is the time a method spends beyond the bare
 passes, as a share of its step. Gradients start as ``None`` (update-freq 1). Each row also
 gives the paper's figure (its "95% less"): the method's extra peak over ``none`` and the bytes
-the engine holds, each as a percentage of PCGrad's in the same size, precision and task set.
+the engine holds, each as a percentage of PCGrad's (as published: ``retain``) in the same size,
+precision and task set; ``x_none`` of a ``recompute`` row is what its extra forwards cost.
 
 usage: OMP_NUM_THREADS=1 python benchmarks/bench_conflict.py [--device cpu] [--steps 3]
-           [--sizes s,m] [--precisions fp32] [--one-process] [--json results.json]
+           [--sizes s,m] [--precisions fp32] [--memories retain,recompute] [--one-process]
+           [--json results.json]
 """
 from __future__ import annotations
 
@@ -58,6 +62,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -71,7 +76,7 @@ defer_unused_imports()  # before fairseq: scikit-learn and scipy.stats are never
 from fairseq.data import Dictionary, data_utils  # noqa: E402
 
 from fairseq_mgcm.atomic_files import write_text  # noqa: E402
-from fairseq_mgcm.conflict import ConflictEngine, partition  # noqa: E402
+from fairseq_mgcm.conflict import MEMORY_MODES, ConflictEngine, partition  # noqa: E402
 from fairseq_mgcm.conflict._graph import reachable_leaves  # noqa: E402
 from fairseq_mgcm.criterions import StCtcAsrConfig, StCtcAsrCriterion  # noqa: E402
 from fairseq_mgcm.models import WaitkS2TTransformerModel  # noqa: E402
@@ -196,28 +201,24 @@ class _PeakMeter:
         return _rss_mib()[1] - self._base
 
 
-def _bare_passes(losses: dict[str, Tensor], method: str, aux_mode: str,
-                 params: list[nn.Parameter]) -> None:
-    """The backward passes the method runs, without any hook or projection."""
-    aux = [name for name in losses if name != "st"]
+def _bare_passes(take: Callable[[list[str]], Tensor], names: list[str], method: str,
+                 aux_mode: str, params: list[nn.Parameter], recompute: bool) -> None:
+    """The backward passes the method runs, without any hook or projection; ``take(tasks)`` is
+    the summed loss of ``tasks`` for the next pass (from a new forward under ``recompute``)."""
+    aux = [name for name in names if name != "st"]
     if method == "none":
-        sum(losses.values()).backward()
+        take(names).backward()
         return
-    if method == "pcgrad":
-        order = ["st"] + aux
-    elif aux_mode == "combined" or len(aux) == 1:
-        total = sum(losses[a] for a in aux)
-        total.backward(retain_graph=True)
-        losses["st"].backward()
-        return
+    if method != "pcgrad" and (aux_mode == "combined" or len(aux) == 1):
+        order = [aux, ["st"]]
     else:
-        order = ["st"] + aux
-    for i, name in enumerate(order):
-        retain = i < len(order) - 1
+        order = [["st"]] + [[name] for name in aux]
+    for i, tasks in enumerate(order):
+        retain = not recompute and i < len(order) - 1
         if method == "pcgrad":
-            torch.autograd.grad(losses[name], params, retain_graph=retain, allow_unused=True)
+            torch.autograd.grad(take(tasks), params, retain_graph=retain, allow_unused=True)
         else:
-            losses[name].backward(retain_graph=retain)
+            take(tasks).backward(retain_graph=retain)
 
 
 def _shared_primary_mib(model: nn.Module, losses: dict[str, Tensor], granularity: str) -> float:
@@ -258,14 +259,15 @@ def child(args: argparse.Namespace) -> list[dict]:
 
 
 def measure(args: argparse.Namespace, model: nn.Module, task: SimpleNamespace, batch: dict,
-            config: tuple[int, str, str, str]) -> dict:
-    """Time and peak memory of one method (``config``: tasks, method, granularity, aux mode)."""
-    tasks, method, granularity, aux_mode = config
+            config: tuple[int, str, str, str, str]) -> dict:
+    """Time and peak memory of one method (``config``: tasks, method, granularity, aux mode,
+    memory mode)."""
+    tasks, method, granularity, aux_mode, memory = config
     device = torch.device(args.device)
     criterion = StCtcAsrCriterion(
         StCtcAsrConfig(sentence_avg=False, asr_weight=0.3 if tasks == 3 else 0.0), task)
     params = list(model.parameters())
-    engine = ConflictEngine(model, method, granularity, aux_mode, seed=0)
+    engine = ConflictEngine(model, method, granularity, aux_mode, seed=0, memory=memory)
     meter = _PeakMeter(device)
     scale = 1.0 if args.precision == "fp32" else LOSS_SCALE
 
@@ -286,12 +288,21 @@ def measure(args: argparse.Namespace, model: nn.Module, task: SimpleNamespace, b
         meter.start()
         sync()
         start = clock()
-        losses = losses_of()
         if bare:
-            _bare_passes(losses, method, aux_mode, params)
+            first: list[dict[str, Tensor]] = [losses_of()]
+            names = list(first[0])
+
+            def take(tasks: list[str]) -> Tensor:
+                losses = first.pop() if first else losses_of()
+                if memory == "retain":
+                    first.append(losses)
+                return sum(losses[name] for name in tasks)  # type: ignore[return-value]
+
+            _bare_passes(take, names, method, aux_mode, params, memory == "recompute")
+            del first
             held = 0
         else:
-            held = engine.backward(losses, "st").held_bytes
+            held = engine.backward(losses_of, "st").held_bytes
         sync()
         seconds = clock() - start
         return seconds, meter.stop(), held
@@ -311,7 +322,8 @@ def measure(args: argparse.Namespace, model: nn.Module, task: SimpleNamespace, b
     model.zero_grad(set_to_none=True)
     return {
         "size": args.size, "precision": args.precision, "tasks": tasks, "method": method,
-        "granularity": granularity, "aux_mode": aux_mode, "device": args.device,
+        "granularity": granularity, "aux_mode": aux_mode, "memory": memory,
+        "device": args.device,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "grad_mib": sum(p.nbytes for p in model.parameters()) / 2**20,
         "stash_bound_mib": bound,
@@ -321,7 +333,7 @@ def measure(args: argparse.Namespace, model: nn.Module, task: SimpleNamespace, b
 
 
 def run_child(args: argparse.Namespace, size: str, precision: str,
-              configs: list[tuple[int, str, str, str]]) -> list[dict]:
+              configs: list[tuple[int, str, str, str, str]]) -> list[dict]:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
     command = [sys.executable, __file__, "--child", "--device", args.device, "--size", size,
                "--precision", precision, "--configs", json.dumps(configs),
@@ -333,19 +345,24 @@ def run_child(args: argparse.Namespace, size: str, precision: str,
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def configurations() -> list[tuple[int, str, str, str]]:
-    """(tasks, method, granularity, aux mode) of every run: combined needs two auxiliaries."""
-    return [(tasks, *method) for tasks in (2, 3) for method in METHODS
+def configurations(memories: tuple[str, ...] = MEMORY_MODES
+                   ) -> list[tuple[int, str, str, str, str]]:
+    """(tasks, method, granularity, aux mode, memory mode) of every run: combined needs two
+    auxiliaries; ``none`` runs one pass, so it has nothing to recompute and runs once."""
+    return [(tasks, *method, memory) for tasks in (2, 3) for method in METHODS
+            for memory in (memories if method[0] != "none" else ("retain",))
             if not (tasks == 2 and method[2] == "combined")]
 
 
 def add_pcgrad_shares(rows: list[dict]) -> None:
     """Add ``extra_mib`` (peak above ``none``'s), ``extra_pct_of_pcgrad`` and
-    ``held_pct_of_pcgrad`` to each row, within its size, precision and task set."""
+    ``held_pct_of_pcgrad`` to each row, within its size, precision and task set, against
+    PCGrad as published (``retain``: one graph kept for all its passes)."""
     for key in {(r["size"], r["precision"], r["tasks"]) for r in rows}:
         group = [r for r in rows if (r["size"], r["precision"], r["tasks"]) == key]
         none = next(r for r in group if r["method"] == "none")
-        pcgrad = next(r for r in group if r["method"] == "pcgrad")
+        pcgrad = next(r for r in group
+                      if r["method"] == "pcgrad" and r.get("memory", "retain") == "retain")
         pc_extra = pcgrad["peak_mib"] - none["peak_mib"]
         for r in group:
             r["extra_mib"] = r["peak_mib"] - none["peak_mib"]
@@ -362,8 +379,8 @@ def _table(rows: list[dict]) -> str:
     """One line per run: step time, its ratio to none and the projection share; the step's peak
     memory and its ratio to none; the extra over none, as MiB and as % of PCGrad's; the extra
     of the bare passes; the bytes the engine holds, as MiB and as % of PCGrad's."""
-    lines = ["size prec. tasks method  gran.     aux      step_s x_none proj%  peak_MiB x_none "
-             "extra_MiB %pcgrad passes_MiB held_MiB %pcgrad"]
+    lines = ["size prec. tasks method  gran.     aux      memory    step_s x_none proj%  "
+             "peak_MiB x_none extra_MiB %pcgrad passes_MiB held_MiB %pcgrad"]
     order = list(SIZES)
     keys = sorted({(r["size"], r["precision"], r["tasks"]) for r in rows},
                   key=lambda k: (order.index(k[0]), PRECISIONS.index(k[1]), k[2]))
@@ -375,7 +392,7 @@ def _table(rows: list[dict]) -> str:
             share = 100 * max(0.0, r["step_s"] - r["bare_s"]) / r["step_s"]
             lines.append(
                 f"{r['size']:<4} {r['precision']:<5} {r['tasks']:>5} {r['method']:<7} "
-                f"{r['granularity']:<9} {r['aux_mode']:<8} {r['step_s']:>6.3f} "
+                f"{r['granularity']:<9} {r['aux_mode']:<8} {r['memory']:<9} {r['step_s']:>6.3f} "
                 f"{r['step_s'] / none['step_s']:>6.2f} {share:>5.1f} {r['peak_mib']:>9.1f} "
                 f"{r['peak_mib'] / none['peak_mib']:>6.2f} {r['extra_mib']:>9.1f} "
                 f"{_pct(r['extra_pct_of_pcgrad'])} {passes:>10.1f} {r['held_mib']:>8.2f} "
@@ -405,6 +422,9 @@ def _parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Na
                         help=f"comma-separated precisions {list(PRECISIONS)} (fp16: CUDA only)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per method (median)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--memories", default=",".join(MEMORY_MODES),
+                        help="comma-separated --conflict-memory modes, side by side "
+                        f"(default {','.join(MEMORY_MODES)})")
     parser.add_argument("--one-process", action="store_true",
                         help="every method of a size and precision in one subprocess")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
@@ -427,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown:
         parser.error(f"--precisions: unknown {unknown}; choose from {list(PRECISIONS)}")
+    memories = tuple(args.memories.split(","))
+    unknown = [m for m in memories if m not in MEMORY_MODES]
+    if unknown:
+        parser.error(f"--memories: unknown {unknown}; choose from {list(MEMORY_MODES)}")
     if "fp16" in precisions and not args.device.startswith("cuda"):
         parser.error("--precisions fp16 needs --device cuda (use amp on CPU: bf16 autocast)")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -434,8 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for size in sizes:
         for precision in precisions:
-            groups = ([configurations()] if args.one_process
-                      else [[config] for config in configurations()])
+            groups = ([configurations(memories)] if args.one_process
+                      else [[config] for config in configurations(memories)])
             for configs in groups:
                 rows += run_child(args, size, precision, configs)
                 print(f"# {size} {precision} {configs}: {rows[-1]['step_s']:.3f} s",

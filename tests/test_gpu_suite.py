@@ -56,14 +56,17 @@ def gpu_suite_configs() -> list[tuple]:
 def test_engine_step_time_and_memory_for_every_method(suite: tuple[Path, dict]) -> None:
     engine = suite[1]["stages"]["engine"]
     rows = engine["figures"]
-    configs = {(r["tasks"], r["method"], r["granularity"], r["aux_mode"]) for r in rows}
+    configs = {(r["tasks"], r["method"], r["granularity"], r["aux_mode"], r["memory"])
+               for r in rows}
     assert configs == set(gpu_suite_configs())
     for r in rows:
         assert r["step_s"] > 0 and r["peak_mib"] is not None and r["held_mib"] >= 0
     # The paper's figure: what the engine holds is exact bytes, so MGCM below PCGrad is robust
     # (tiny: 0.6-2 MiB against 11-17 MiB); the peak above none is RSS, so only present.
     shares = engine["mgcm_vs_pcgrad"]
-    assert len(shares) == 6  # module/parameter x separate (2 and 3 tasks) + combined (3 tasks)
+    # module/parameter x separate (2 and 3 tasks) + combined (3 tasks), x retain/recompute
+    assert len(shares) == 12
+    assert {s["memory"] for s in shares} == {"retain", "recompute"}
     for share in shares:
         assert 0 < share["held_pct_of_pcgrad"] < 100
         assert share["extra_pct_of_pcgrad"] is not None and share["step_ratio_to_pcgrad"] > 0

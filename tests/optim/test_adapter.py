@@ -11,6 +11,7 @@ from torch import nn
 
 from fairseq_mgcm.conflict import ConflictEngine
 from fairseq_mgcm.conflict.telemetry import read_windows
+from fairseq_mgcm.errors import BadValue
 from fairseq_mgcm.optim import ConflictAwareBackward
 
 
@@ -111,6 +112,19 @@ def test_bad_options_fail_at_construction() -> None:
         ConflictAwareBackward("mgmc")
     with pytest.raises(ValueError, match="aux_mode"):
         ConflictAwareBackward("mgcm", aux_mode="both")
+    with pytest.raises(ValueError, match="memory"):
+        ConflictAwareBackward("mgcm", memory="offload")
+
+
+def test_recompute_refuses_losses_without_their_forward() -> None:
+    """A train_step that hands over losses cannot be recomputed: one line naming the flag,
+    before any gradient is written."""
+    model = ThreeTaskModel()
+    x, targets = batch(0)
+    with pytest.raises(BadValue, match=r"^--conflict-memory recompute .* not its forward"):
+        ConflictAwareBackward("mgcm", memory="recompute")(adam(model.parameters()), model,
+                                                          model(x, targets))
+    assert all(p.grad is None for p in model.parameters())
 
 
 def test_method_none_writes_no_telemetry(tmp_path) -> None:

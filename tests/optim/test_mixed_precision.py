@@ -165,3 +165,44 @@ def _flat_slice(model: torch.nn.Module, flat: torch.Tensor, name: str) -> torch.
             return flat.detach()[offset: offset + param.numel()]
         offset += param.numel()
     raise KeyError(name)
+
+
+def _amp_with_scaler(params) -> AMPOptimizer:
+    optimizer = AMPOptimizer.build_optimizer(fairseq_cfg(), list(params))
+    optimizer._grad_scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
+    return optimizer
+
+
+RECOMPUTE_WRAPPERS = {  # name -> (model dtype, autocast, build the wrapper)
+    "FP16Optimizer": (torch.half, False, lambda params: FP16Optimizer.build_optimizer(
+        fairseq_cfg(fp16_init_scale=2.0**10), list(params))),
+    "MemoryEfficientFP16Optimizer": (torch.half, False, lambda params: (
+        MemoryEfficientFP16Optimizer.build_optimizer(fairseq_cfg(fp16_init_scale=2.0**10),
+                                                     list(params)))),
+    "AMPOptimizer": (torch.float32, True, _amp_with_scaler),
+}
+
+
+@pytest.mark.parametrize("method", ["mgcm", "pcgrad"])
+@pytest.mark.parametrize("wrapper", RECOMPUTE_WRAPPERS)
+def test_recompute_under_fp16_and_amp_gives_retains_gradients(wrapper: str, method: str) -> None:
+    """The forward handed over (dropout and, for AMP, bf16 autocast inside it) is re-run per
+    pass and scaled as the wrapper scales: the same scaled gradients as ``retain``."""
+    dtype, autocast, build = RECOMPUTE_WRAPPERS[wrapper]
+    torch.manual_seed(0)
+    models = {"retain": ThreeTaskModel().to(dtype)}
+    models["recompute"] = copy.deepcopy(models["retain"])
+    x, targets = batch(0, dtype=dtype)
+    for memory, model in models.items():
+        optimizer = build(model.parameters())
+
+        def forward(model=model) -> dict[str, torch.Tensor]:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                return model(torch.nn.functional.dropout(x, 0.3), targets, anti=2.0)
+
+        torch.manual_seed(1)
+        stats = ConflictAwareBackward(method, seed=2, memory=memory)(optimizer, model, forward)
+        assert stats.forwards == (stats.passes if memory == "recompute" else 1)
+    for (name, got), want in zip(grads(models["recompute"]).items(),
+                                 grads(models["retain"]).values()):
+        torch.testing.assert_close(got, want, rtol=0, atol=0, msg=name)

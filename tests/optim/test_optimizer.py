@@ -32,7 +32,7 @@ def mgcm_cfg(tmp_path_factory):
                       "--conflict-granularity", "layer", "--conflict-aux-mode", "combined",
                       "--conflict-telemetry-jsonl", str(telemetry),
                       "--conflict-telemetry-interval", "7", "--seed", "5",
-                      "--fp16-no-flatten-grads")
+                      "--conflict-memory", "recompute", "--fp16-no-flatten-grads")
 
 
 def test_options_survive_fairseqs_config_conversion(mgcm_cfg) -> None:
@@ -42,10 +42,10 @@ def test_options_survive_fairseqs_config_conversion(mgcm_cfg) -> None:
     assert optimizer.optimizer_config == {"lr": 3e-3, "betas": (0.8, 0.95), "eps": 1e-6,
                                           "weight_decay": 0.01}
     backward = optimizer.conflict_backward
-    assert (backward.method, backward.granularity, backward.aux_mode) == (
-        "mgcm", "layer", "combined")
+    assert (backward.method, backward.granularity, backward.aux_mode, backward.memory) == (
+        "mgcm", "layer", "combined", "recompute")
     assert all(type(v) is str for v in (backward.method, backward.granularity,
-                                        backward.aux_mode))
+                                        backward.aux_mode, backward.memory))
     assert backward._writer.path.endswith("t.jsonl") and backward._writer.interval == 7
     assert optimizer.optimizer is optimizer.base.optimizer
     assert optimizer.get_lr() == 3e-3
@@ -57,14 +57,16 @@ def test_defaults_and_another_base() -> None:
     assert isinstance(optimizer.base, FairseqNAG)
     assert optimizer.optimizer_config["momentum"] == 0.5
     backward = optimizer.conflict_backward
-    assert (backward.method, backward.granularity, backward.aux_mode) == (
-        "none", "module", "separate")
+    assert (backward.method, backward.granularity, backward.aux_mode, backward.memory) == (
+        "none", "module", "separate", "retain")
     assert backward._writer is None
 
 
 def test_bad_choice_is_refused_by_the_parser() -> None:
     with pytest.raises(SystemExit):
         parsed_cfg(*WRAPPER, "--conflict-method", "bogus")
+    with pytest.raises(SystemExit):
+        parsed_cfg(*WRAPPER, "--conflict-memory", "offload")
     with pytest.raises(SystemExit):  # the conflict options left the task
         parsed_cfg("--optimizer", "adam", "--conflict-method", "mgcm")
 
@@ -73,7 +75,8 @@ def test_bad_choice_is_refused_by_the_parser() -> None:
                          ids=lambda w: w.__name__)
 def test_fairseq_wrappers_wrap_it(wrapper, mgcm_cfg) -> None:
     """fairseq builds its fp16/AMP wrapper around ours; multitask_backward finds ours inside
-    and hands the (scaled) losses to the engine; the step goes to the base Adam."""
+    and hands the forward to the engine, which scales each run's losses; the step goes to the
+    base Adam."""
     torch.manual_seed(0)
     half = wrapper is not AMPOptimizer
     model = ThreeTaskModel().half() if half else ThreeTaskModel()
@@ -82,9 +85,9 @@ def test_fairseq_wrappers_wrap_it(wrapper, mgcm_cfg) -> None:
     inner = find_conflict_aware(optimizer)
     assert isinstance(inner, ConflictAwareOptimizer)
     x, targets = batch(0, dtype=torch.half if half else torch.float32)
-    with multitask_backward(optimizer, model) as backward:
-        stats = backward(model(x, targets), primary="st", update_num=0)
-    assert stats.method == "mgcm" and stats.records
+    with multitask_backward(optimizer, model) as backward:  # the config's recompute mode
+        stats = backward(lambda: model(x, targets), primary="st", update_num=0)
+    assert stats.method == "mgcm" and stats.records and stats.forwards == 2
     scale = optimizer.scaler.loss_scale if half else optimizer._grad_scaler.get_scale()
     ConflictEngine(twin, "mgcm", "layer", "combined").backward(
         {name: scale * loss for name, loss in twin(x, targets).items()}, "st")
@@ -102,7 +105,7 @@ def test_state_dict_round_trip_resumes_the_base(mgcm_cfg) -> None:
     optimizer = optim.build_optimizer(mgcm_cfg.optimizer, list(model.parameters()))
     x, targets = batch(1)
     with multitask_backward(optimizer, model) as backward:
-        backward(model(x, targets), primary="st")
+        backward(lambda: model(x, targets), primary="st")
     optimizer.step()
     state = copy.deepcopy(optimizer.state_dict())
     assert state["state"], "Adam's moments are in the state"
