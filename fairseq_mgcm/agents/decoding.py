@@ -24,11 +24,15 @@ from torch import Tensor, nn
 class GreedyDecoder:
     """Predicts the next target token from the tokens so far and the encoder states so far."""
 
-    def __init__(self, decoder: nn.Module, dictionary: Dictionary) -> None:
+    def __init__(self, decoder: nn.Module, dictionary: Dictionary,
+                 attention_layer: int | None = None) -> None:
+        """``attention_layer``: read that layer's encoder attention at every prediction
+        (:attr:`attention`), for the attention-based policies."""
         self.decoder = decoder
         self.dictionary = dictionary
         self.eos = dictionary.eos()
         self.pad = dictionary.pad()
+        self.attention_layer = attention_layer
         self.reset()
 
     def reset(self) -> None:
@@ -36,6 +40,8 @@ class GreedyDecoder:
         self.tokens: list[int] = [self.eos]
         self._incremental_state: dict[str, dict[str, Tensor | None]] = {}
         self._snapshot: dict[str, dict[str, Tensor | None]] | None = None
+        self.attention: Tensor | None = None
+        """The last prediction's encoder attention ``[T]`` over the visible states."""
 
     @property
     def n_written(self) -> int:
@@ -56,10 +62,12 @@ class GreedyDecoder:
         if n_hidden:
             padding = [torch.arange(encoder_states.shape[0], device=device)[None, :] < n_hidden]
         encoder_out = {"encoder_out": [encoder_states], "encoder_padding_mask": padding}
-        logits, _ = self.decoder(
+        logits, extra = self.decoder(
             prev, encoder_out, incremental_state=self._incremental_state,
-            refresh_encoder_cache=refresh_encoder,
+            refresh_encoder_cache=refresh_encoder, attention_layer=self.attention_layer,
         )  # fmt: skip
+        if self.attention_layer is not None:
+            self.attention = extra["attn"][0][0, -1, n_hidden:]
         scores = logits[0, -1].float()
         scores[self.pad] = -math.inf
         if self.n_written == 0:
@@ -71,6 +79,20 @@ class GreedyDecoder:
         self.tokens.append(token)
         self._snapshot = None
         return self.dictionary[token]
+
+    def mark(self) -> tuple[list[int], dict[str, dict[str, Tensor | None]]]:
+        """The committed hypothesis and its decoder state, for :meth:`restore` after tentative
+        predictions (local agreement). The caches are views that later predictions extend
+        without writing below them (``models/_kv_cache.py``), so a shallow copy is enough."""
+        return list(self.tokens), {key: dict(value)
+                                   for key, value in self._incremental_state.items()}
+
+    def restore(self, mark: tuple[list[int], dict[str, dict[str, Tensor | None]]]) -> None:
+        """Back to :meth:`mark`'s hypothesis and decoder state."""
+        tokens, state = mark
+        self.tokens = list(tokens)
+        self._incremental_state = {key: dict(value) for key, value in state.items()}
+        self._snapshot = None
 
     def rollback(self) -> None:
         """Forget the last prediction's decoder state, to predict the same position again."""

@@ -36,12 +36,15 @@ MIN_SENTENCE_FRAMES = 30
 class WaitkStates(AgentStates):
     """Source samples (mono) -> fbank -> CMVN -> encoder states; decoder and word assembly."""
 
-    def __init__(self, loaded: LoadedModel, longform: LongformPolicy | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, longform: LongformPolicy | None = None,
+                 attention_layer: int | None = None) -> None:
+        """``attention_layer``: the decoder layer whose encoder attention each prediction
+        records (AlignAtt, EDAtt)."""
         self.loaded = loaded
         self.longform = longform
         self.fbank = OnlineFbank(loaded.num_mel_bins, loaded.sample_rate)
         self.encoder = StreamingEncoder(loaded.model.encoder)
-        self.decoder = GreedyDecoder(loaded.model.decoder, loaded.tgt_dict)
+        self.decoder = GreedyDecoder(loaded.model.decoder, loaded.tgt_dict, attention_layer)
         self.words = WordAssembler()
         self.fbank_frames_per_state = 2 ** len(loaded.model.encoder.subsample.conv_layers)
         super().__init__()  # calls reset()
@@ -60,6 +63,7 @@ class WaitkStates(AgentStates):
         # After the decoder ended the sentence before the source had, it is asked again only
         # once this many encoder states exist: on the same states it would end it again.
         self.retry_at = 0
+        self._clear_policy_state()
         # --longform: this sentence's fbank frames (to restart the encoder after a boundary;
         # the speech-onset threshold is in CMVN units: no onset gate without CMVN), the encoder
         # states at its start that are only left context, and the sentences ended so far
@@ -160,6 +164,37 @@ class WaitkStates(AgentStates):
         self.retry_at = self.encoder.n_frames + wait_states
         self._encoder_rewrote = self._encoder_rewrote or self._refreshed
 
+    def _clear_policy_state(self) -> None:
+        # AlignAtt/EDAtt: the encoder states there were when the rule last refused a token
+        # (asked again only with more); local agreement: the states of the last hypothesis
+        # and the hypotheses so far
+        self.refused_at = -1
+        self.hypothesis_at = -1
+        self.hypotheses: list[list[int]] = []
+
+    def refuse(self) -> None:
+        """The policy's rule refused the predicted token: take it back, and predict again only
+        when more encoder states have arrived."""
+        self.decoder.rollback()
+        self.refused_at = self.encoder.n_frames
+        self._encoder_rewrote = self._encoder_rewrote or self._refreshed
+
+    def hypothesis(self, max_tokens: int) -> list[int]:
+        """The greedy hypothesis on the states so far (committed tokens, then tentative ones up
+        to the first end of sentence or ``max_tokens`` tokens), the decoder then put back to
+        its committed tokens (local agreement)."""
+        mark = self.decoder.mark()
+        rewrote = self._encoder_rewrote
+        while self.decoder.n_written < max_tokens:
+            token = self.predict_next()
+            if token == self.decoder.eos:
+                break
+            self.decoder.commit(token)
+        tokens = self.decoder.tokens[1:]
+        self.decoder.restore(mark)
+        self._encoder_rewrote = rewrote  # the restored encoder-side cache predates any refresh
+        return tokens
+
     def start_next_sentence(self, boundary: int) -> None:
         """Long-form: the current sentence ends at encoder state ``boundary``; the next one
         starts there, on a fresh encoder stream and an empty hypothesis (the caller has written
@@ -181,6 +216,7 @@ class WaitkStates(AgentStates):
         self.words.reset()
         self._encoder_rewrote = self._refreshed = False
         self.retry_at = 0
+        self._clear_policy_state()
         self.pause_closed = False
         self.n_sentences += 1
         frames = kept[0] if kept else torch.zeros(0, self.loaded.num_mel_bins)

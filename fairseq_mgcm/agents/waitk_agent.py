@@ -12,9 +12,12 @@ Usage (a checkpoint trained with ``--task speech_to_text_multitask``)::
 per source chunk; the call that sees the last chunk (``source_finished``) is the last call for the
 sentence and returns the rest of the translation with ``finished=True``.
 
-The policy is wait-k at the model's pre-decision granularity: target token i (0-based) is written
-once ``(k + i) * r`` encoder states exist (r = ``model.pre_decision_ratio``), or once the source
-has ended. Tokens are chosen greedily. SentencePiece pieces are assembled into words and a word
+The default policy is wait-k at the model's pre-decision granularity: target token i (0-based) is
+written once ``(k + i) * r`` encoder states exist (r = ``model.pre_decision_ratio``), or once the
+source has ended. ``--policy alignatt|edatt|local-agreement`` decides on the same checkpoint from
+one decoder layer's encoder attention or from the agreement of consecutive hypotheses
+(``policies.py``); the encoder and decoder caches are kept under every policy. Tokens are chosen
+greedily. SentencePiece pieces are assembled into words and a word
 is written only when complete, because SimulEval charges every word the delay of the write that
 carries it. Multi-channel wavs are down-mixed to mono with a warning, as in data preparation
 (``mono_source.py``).
@@ -37,6 +40,7 @@ from simuleval.utils import entrypoint
 from fairseq_mgcm.agents import mono_source  # noqa: F401  SimulEval reads wavs as mono
 from fairseq_mgcm.agents.checkpoint import LoadedModel, load_model_cached
 from fairseq_mgcm.agents.longform import LongformPolicy, ms_to_states
+from fairseq_mgcm.agents.policies import POLICIES, PolicyOptions, agreed_prefix
 from fairseq_mgcm.agents.read_step import FRAME_SHIFT_MS, read_step_ms
 from fairseq_mgcm.agents.source_check import check_source_list
 from fairseq_mgcm.agents.states import WaitkStates
@@ -77,9 +81,20 @@ class WaitkAgent(SpeechToTextAgent):
         self.max_len_a = args.max_len_a
         self.max_len_b = args.max_len_b
         self.longform = LongformPolicy.from_args(args)
+        self.policy_options = PolicyOptions(
+            name=getattr(args, "policy", "waitk"),
+            attention_layer=getattr(args, "attention_layer", None),
+            alignatt_frames=getattr(args, "alignatt_frames", 4),
+            edatt_frames=getattr(args, "edatt_frames", 2),
+            edatt_alpha=getattr(args, "edatt_alpha", 0.4),
+            agreement=getattr(args, "la_agreement", 2),
+        )
+        n_layers = len(model.decoder.layers)
+        self.attention_layer = (self.policy_options.layer(n_layers)
+                                if self.policy_options.reads_attention else None)
         logger.info(
-            "wait-k: k=%d, %d encoder states (%d ms) per read step", self.lagging, self.ratio,
-            self.read_step_ms,
+            "%s: k=%d, %d encoder states (%d ms) per read step", self.policy_options.describe(),
+            self.lagging, self.ratio, self.read_step_ms,
         )  # fmt: skip
         self._check_segment_size(getattr(args, "source_segment_size", None))  # SimulEval's flag
         super().__init__(args)
@@ -116,7 +131,7 @@ class WaitkAgent(SpeechToTextAgent):
         return int(k)
 
     def build_states(self) -> WaitkStates:
-        return WaitkStates(self.loaded, self.longform)
+        return WaitkStates(self.loaded, self.longform, self.attention_layer)
 
     @staticmethod
     def add_args(parser: ArgumentParser) -> None:
@@ -138,6 +153,33 @@ class WaitkAgent(SpeechToTextAgent):
             help="at most a * (fbank frames so far) + b target tokens (runaway guard)",
         )  # fmt: skip
         parser.add_argument("--max-len-b", type=int, default=10, help="see --max-len-a")
+        parser.add_argument(
+            "--policy", choices=POLICIES, default="waitk",
+            help="when to write: wait-k (--waitk), AlignAtt (--alignatt-frames), EDAtt "
+            "(--edatt-frames, --edatt-alpha) or local agreement (--la-agreement)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--attention-layer", type=int, default=None,
+            help="alignatt/edatt: the decoder layer (0-based) whose encoder attention decides; "
+            "default: two thirds up the stack",
+        )  # fmt: skip
+        parser.add_argument(
+            "--alignatt-frames", type=int, default=4,
+            help="alignatt: no write while the most attended encoder state is among the last f",
+        )  # fmt: skip
+        parser.add_argument(
+            "--edatt-frames", type=int, default=2,
+            help="edatt: lambda, the last encoder states whose attention is summed",
+        )  # fmt: skip
+        parser.add_argument(
+            "--edatt-alpha", type=float, default=0.4,
+            help="edatt: write while the attention on the last lambda states is below alpha",
+        )  # fmt: skip
+        parser.add_argument(
+            "--la-agreement", type=int, default=2,
+            help="local-agreement: write the prefix the last n hypotheses (one per read step) "
+            "agree on",
+        )  # fmt: skip
         LongformPolicy.add_args(parser)
 
     def to(self, device: str, *args: object, fp16: bool = False, **kwargs: object) -> None:
@@ -166,7 +208,9 @@ class WaitkAgent(SpeechToTextAgent):
         return min(n, self.loaded.model.decoder.max_positions() - 1)
 
     def may_write(self) -> bool:
-        """Wait-k: the next token i may be written once (k + i) * r encoder states exist.
+        """Whether to predict the next token i. Wait-k: once (k + i) * r encoder states exist;
+        AlignAtt and EDAtt: once the sentence has states and, after a refusal, more of them
+        (their rule then decides on the prediction's attention).
 
         After an end of sentence before the end of the source, not until one more read step
         has arrived (``states.retry_at``): on the same states greedy decoding would end it
@@ -174,10 +218,13 @@ class WaitkAgent(SpeechToTextAgent):
         """
         states = self.states
         i = states.decoder.n_written
-        return (
-            states.sentence_states >= max(self.frames_needed(i), states.retry_at)
-            and i < self.max_target_tokens()
-        )
+        if self.policy_options.reads_attention:
+            needed = max(1, states.retry_at)
+            if states.encoder.n_frames <= states.refused_at:
+                return False
+        else:
+            needed = max(self.frames_needed(i), states.retry_at)
+        return states.sentence_states >= needed and i < self.max_target_tokens()
 
     def policy(self, states: WaitkStates | None = None) -> Action:
         """One decision: read, or write the words that became complete (SimulEval calls it as
@@ -201,12 +248,19 @@ class WaitkAgent(SpeechToTextAgent):
                     break
                 states.start_next_sentence(states.encoder.n_frames)
                 continue
+            if not closed and self.policy_options.name == "local-agreement":
+                pieces += self._agreed_pieces()
+                break  # read
             if not closed and not self.may_write():
                 break  # read
             if states.decoder.n_written >= self.max_target_tokens():
                 token = states.decoder.eos  # runaway guard at the end of the source
             else:
                 token = states.predict_next()
+            if (not closed and token != states.decoder.eos and self.policy_options.reads_attention
+                    and not self.policy_options.writes(states.decoder.attention)):
+                states.refuse()  # the rule says the token needs more audio: read
+                break
             if token != states.decoder.eos:
                 pieces.append(states.commit(token))
             elif states.source_finished:
@@ -228,6 +282,24 @@ class WaitkAgent(SpeechToTextAgent):
         if words:
             return WriteAction(" ".join(words), finished=False)
         return ReadAction()
+
+    def _agreed_pieces(self) -> list[str]:
+        """Local agreement, once per read step: decode the whole hypothesis on the states so
+        far and write what the last n hypotheses agree on beyond the written tokens."""
+        states = self.states
+        if states.sentence_states <= 0 or states.encoder.n_frames <= states.hypothesis_at:
+            return []
+        states.hypothesis_at = states.encoder.n_frames
+        states.hypotheses.append(states.hypothesis(self.max_target_tokens()))
+        n = self.policy_options.agreement
+        del states.hypotheses[:-n]
+        if len(states.hypotheses) < n:
+            return []
+        pieces = []
+        for token in agreed_prefix(states.hypotheses)[states.decoder.n_written:]:
+            states.predict_next()  # extends the caches to this position
+            pieces.append(states.commit(token))
+        return pieces
 
     # ---------------------------------------------------------------- long-form
 

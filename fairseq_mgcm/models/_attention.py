@@ -54,6 +54,21 @@ class MultiheadAttention(nn.Module):
         batch, _, time, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(batch, time, -1))
 
+    def attend_with_weights(self, query: Tensor, key: Tensor, value: Tensor,
+                            mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """:meth:`attend` written out, also returning the attention weights averaged over the
+        heads ``[B, Tq, Tk]``: what attention-based simultaneous policies (AlignAtt, EDAtt)
+        read at inference. No dropout: inference only."""
+        q = self._split_heads(self.q_proj(query))
+        scores = (q @ key.transpose(-2, -1)) * self.head_dim**-0.5
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.float().softmax(dim=-1).to(value.dtype)
+        out = weights @ value
+        batch, _, time, _ = out.shape
+        return (self.out_proj(out.transpose(1, 2).reshape(batch, time, -1)),
+                weights.float().mean(dim=1))
+
     def forward(self, query: Tensor, source: Tensor, mask: Tensor | None = None) -> Tensor:
         key, value = self.project_kv(source)
         return self.attend(query, key, value, mask)

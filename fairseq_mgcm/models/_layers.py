@@ -115,12 +115,19 @@ class DecoderLayer(nn.Module):
         self_mask: Tensor | None,
         encoder_kv: tuple[Tensor, Tensor],
         encoder_mask: Tensor | None,
+        attention: list[Tensor] | None = None,
     ) -> tuple[Tensor, KVCache]:
         """``x`` ``[B, T, C]`` new positions; ``self_kv`` cached keys/values of earlier positions
-        (or None). Returns the output and the self-attention keys/values including ``x``."""
+        (or None). Returns the output and the self-attention keys/values including ``x``. A list
+        given as ``attention`` receives the encoder attention ``[B, T, T_enc]`` (head mean)."""
         h = self.self_attn_layer_norm(x)
         self_kv = KVCache.extend(self_kv, *self.self_attn.project_kv(h))
         x = x + self.dropout(self.self_attn.attend(h, self_kv.key, self_kv.value, self_mask))
         h = self.encoder_attn_layer_norm(x)
-        x = x + self.dropout(self.encoder_attn.attend(h, *encoder_kv, encoder_mask))
+        if attention is None:
+            x = x + self.dropout(self.encoder_attn.attend(h, *encoder_kv, encoder_mask))
+        else:
+            out, weights = self.encoder_attn.attend_with_weights(h, *encoder_kv, encoder_mask)
+            attention.append(weights)
+            x = x + self.dropout(out)
         return x + self.dropout(self.ffn(self.final_layer_norm(x))), self_kv

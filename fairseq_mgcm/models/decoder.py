@@ -159,16 +159,20 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         features_only: bool = False,
         refresh_encoder_cache: bool = False,
         read_schedule: ReadSchedule | None = None,
+        attention_layer: int | None = None,
         **kwargs: object,
     ) -> tuple[Tensor, dict]:
         """``read_schedule`` replaces the decoder's own wait-k schedule for this training
-        forward (the MT auxiliary reads source tokens, not encoder frames)."""
+        forward (the MT auxiliary reads source tokens, not encoder frames).
+        ``attention_layer`` (inference): ``extra["attn"][0]`` is that layer's encoder attention
+        ``[B, T_new, T_enc]``, averaged over its heads."""
         x, extra = self.extract_features(
             prev_output_tokens,
             encoder_out,
             incremental_state,
             refresh_encoder_cache,
             read_schedule=read_schedule,
+            attention_layer=attention_layer,
         )
         return (x if features_only else self.output_layer(x)), extra
 
@@ -182,9 +186,16 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         incremental_state: IncrementalState | None = None,
         refresh_encoder_cache: bool = False,
         read_schedule: ReadSchedule | None = None,
+        attention_layer: int | None = None,
         **kwargs: object,
     ) -> tuple[Tensor, dict]:
         """Features ``[B, T_new, C]`` of the positions not yet in ``incremental_state``."""
+        if attention_layer is not None and not -len(self.layers) <= attention_layer < len(
+                self.layers):
+            raise ValueError(f"attention_layer {attention_layer}: the decoder has "
+                             f"{len(self.layers)} layers")
+        wanted = None if attention_layer is None else attention_layer % len(self.layers)
+        attention: list[Tensor] = []
         if encoder_out is None:
             raise ValueError("the decoder needs encoder_out")
         enc = encoder_out["encoder_out"][0].transpose(0, 1)  # B x T x C
@@ -225,7 +236,8 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
                     cache[f"self_k_{i}"], cache[f"self_v_{i}"],
                     cache.get(f"self_kbuf_{i}"), cache.get(f"self_vbuf_{i}"),
                 )  # fmt: skip
-            x, self_kv = layer(x, self_kv, self_mask, encoder_kv, encoder_mask)
+            x, self_kv = layer(x, self_kv, self_mask, encoder_kv, encoder_mask,
+                               attention if i == wanted else None)
             if incremental:
                 cache[f"self_k_{i}"], cache[f"self_v_{i}"] = self_kv.key, self_kv.value
                 cache[f"self_kbuf_{i}"], cache[f"self_vbuf_{i}"] = (
@@ -235,7 +247,8 @@ class WaitkTransformerDecoder(FairseqIncrementalDecoder):
         x = self.layer_norm(x)
         if incremental:
             self.set_incremental_state(incremental_state, "cache", cache)
-        return x, {"attn": [None], "inner_states": None, "waitk_lagging": k}
+        return x, {"attn": [attention[0] if attention else None], "inner_states": None,
+                   "waitk_lagging": k}
 
     def _encoder_kv(
         self, i: int, enc: Tensor, cache: dict[str, Tensor | None] | None, refresh: bool
