@@ -1,13 +1,18 @@
-"""Evaluate a checkpoint with SimulEval over wait-k values and source segment sizes.
+"""Evaluate a checkpoint with SimulEval over policies, their latency settings and segment sizes.
 
 Inputs: a checkpoint, its prepared data directory (``config.yaml``, CMVN, SentencePiece models and
 ``simuleval/<split>/{source,target}.txt``, see docs/architecture.md section 2); the
 dictionaries and SentencePiece models must be those the checkpoint recorded at training
 (``checkpoints/data_files.py``), or the sweep stops before any run.
-Outputs: one SimulEval output directory per (k, segment size) under ``--output-dir``
-(``instances.log``) and a results TSV with one row per run: k, segment size, BLEU, AL, LAAL, AP,
-DAL, ATD, StartOffset, EndOffset and their computation-aware ``_CA`` variants. The sacrebleu
-signature is printed.
+Outputs: one SimulEval output directory per (policy setting, segment size) under
+``--output-dir`` (``instances.log``) and a results TSV with one row per run: policy, its setting
+(``value``), k (wait-k rows), segment size, BLEU, AL, LAAL, AP, DAL, ATD, StartOffset,
+EndOffset and their computation-aware ``_CA`` variants. The sacrebleu signature is printed.
+
+Policies (``--policies``, default ``waitk``; ``policies.py``): ``waitk`` runs every ``--k``;
+``alignatt:F1,F2``, ``edatt:A1,A2`` and ``local-agreement:N1,N2`` run each given AlignAtt ``f``,
+EDAtt ``alpha`` or number of agreeing hypotheses on the same checkpoint (``waitk:K1,K2`` is
+``--k K1 K2``). EDAtt's ``lambda`` and the attention layer are agent flags after ``--``.
 
 Every run is SimulEval's own evaluation with the wait-k agent and ``--no-scoring``, driven in
 this one process (``simuleval_inprocess.py``): the model is loaded once for the whole sweep,
@@ -33,6 +38,7 @@ Usage:
     python scripts/simuleval_sweep.py --checkpoint exp/st/checkpoint_best.pt \\
         --data-dir data/en-de \\
         --split tst-COMMON --k 3 5 7 9 [--segment-size 320 640] --output-dir exp/st/simul \\
+        [--policies waitk alignatt:2,4,8 edatt:0.4,0.2 local-agreement:2,3] \\
         [--device cuda --fp16] [--max-instances 100] [-- <extra agent/simuleval flags>]
 """
 from __future__ import annotations
@@ -61,6 +67,7 @@ from fairseq_mgcm.agents.simuleval_inprocess import (
     check_extra_flags,
     evaluate,
 )
+from fairseq_mgcm.agents.sweep_points import SweepPoint, sweep_points
 from fairseq_mgcm.atomic_files import write_text
 from fairseq_mgcm.checkpoints.data_files import (
     DataFileMismatch,
@@ -69,12 +76,12 @@ from fairseq_mgcm.checkpoints.data_files import (
 )
 from fairseq_mgcm.checkpoints.errors import CheckpointError, read_checkpoint
 from fairseq_mgcm.data.mustc.source_list import resolve_source_list
-from fairseq_mgcm.errors import UserError, one_line
+from fairseq_mgcm.errors import BadValue, UserError, one_line
 from fairseq_mgcm.markers import mark_done, stale_reason
 from fairseq_mgcm.recipe.lineage import data_key
 
 COLUMNS = (
-    ["k", "segment_size", "BLEU", *LATENCY_METRICS]
+    ["policy", "value", "k", "segment_size", "BLEU", *LATENCY_METRICS]
     + [f"{m}_CA" for m in LATENCY_METRICS]
     + ["n_instances", "output"]
 )
@@ -94,8 +101,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     parser.add_argument("--data-dir", type=Path, required=True, help="prepared data directory")
     parser.add_argument("--config-yaml", default="config.yaml", help="data config in --data-dir")
     parser.add_argument("--split", default="tst-COMMON", help="split under <data-dir>/simuleval")
-    parser.add_argument("--k", "--waitk", dest="k", type=int, nargs="+", required=True,
-                        help="wait-k values (a k beyond the source length reads everything)")
+    parser.add_argument("--k", "--waitk", dest="k", type=int, nargs="+", default=None,
+                        help="wait-k values (a k beyond the source length reads everything); "
+                        "needed when --policies has a bare waitk")
+    parser.add_argument("--policies", nargs="+", default=["waitk"], metavar="POLICY[:V,...]",
+                        help="policies and their settings: waitk (the --k values), "
+                        "alignatt:F,..., edatt:ALPHA,..., local-agreement:N,... (default waitk)")
     parser.add_argument("--segment-size", "--segment-sizes", dest="segment_size", type=int,
                         nargs="+", default=None,
                         help="source segment sizes (ms); default: the model's read step "
@@ -130,7 +141,8 @@ def _resolved_source(args: argparse.Namespace) -> Path:
 
 
 def simuleval_flags(
-    args: argparse.Namespace, k: int, segment_size: int, output: Path, extra: list[str]
+    args: argparse.Namespace, point: SweepPoint, segment_size: int, output: Path,
+    extra: list[str],
 ) -> list[str]:
     """The ``simuleval`` flags of one run: what runs here, and what a user would type."""
     split_dir = args.data_dir / "simuleval" / args.split
@@ -142,7 +154,7 @@ def simuleval_flags(
         "--checkpoint", str(args.checkpoint),
         "--data-dir", str(args.data_dir),
         "--config-yaml", args.config_yaml,
-        "--waitk", str(k),
+        *point.agent_flags(),
         "--device", args.device,
         "--output", str(output),
         "--no-scoring",  # scored here (score_log): SimulEval's scorer fails when nothing is written
@@ -186,42 +198,47 @@ def sweep_inputs(args: argparse.Namespace, extra: list[str]) -> dict[str, object
     }
 
 
-def run_key(inputs: dict[str, object], k: int, segment_size: int) -> dict[str, object]:
-    """The content of a finished run's ``.done`` marker."""
-    return {"k": k, "segment_size": segment_size, **inputs}
+def run_key(inputs: dict[str, object], point: SweepPoint, segment_size: int
+            ) -> dict[str, object]:
+    """The content of a finished run's ``.done`` marker (a wait-k run's as before policies
+    existed, so that its finished runs stay finished)."""
+    if point.policy == "waitk":
+        return {"k": int(point.value), "segment_size": segment_size, **inputs}
+    return {"policy": point.policy, "value": point.value, "segment_size": segment_size,
+            **inputs}
 
 
 def run_one(
-    args: argparse.Namespace, k: int, segment_size: int, extra: list[str],
+    args: argparse.Namespace, point: SweepPoint, segment_size: int, extra: list[str],
     inputs: dict[str, object],
 ) -> Path:
-    """Evaluate one (k, segment size) unless done with the same inputs; return the run's
-    directory."""
-    output = args.output_dir / f"k{k}_seg{segment_size}"
-    key = run_key(inputs, k, segment_size)
+    """Evaluate one (policy setting, segment size) unless done with the same inputs; return the
+    run's directory."""
+    output = args.output_dir / f"{point.folder}_seg{segment_size}"
+    key = run_key(inputs, point, segment_size)
     log = output / "instances.log"
+    name = f"{point.label} segment={segment_size} ms"
     reason = "--force" if args.force else stale_reason(output / ".done", key, [log])
     if reason is None:
-        logger.info("k=%d segment=%d ms: done before with the same checkpoint and settings, "
-                    "re-scoring %s", k, segment_size, output)  # fmt: skip
+        logger.info("%s: done before with the same checkpoint and settings, re-scoring %s",
+                    name, output)  # fmt: skip
         return output
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # left by a killed sweep
-    flags = simuleval_flags(args, k, segment_size, partial, extra)
-    logger.info("k=%d segment=%d ms (%s), as a command: simuleval %s", k, segment_size, reason,
-                shlex.join(flags))  # fmt: skip
+    flags = simuleval_flags(args, point, segment_size, partial, extra)
+    logger.info("%s (%s), as a command: simuleval %s", name, reason, shlex.join(flags))
     start = time.perf_counter()
     try:
         evaluate(flags)
     except UserError as error:  # bad input (checkpoint, config, wav, flag): no traceback
-        fail(f"k={k}, segment {segment_size} ms: {one_line(error)}")
+        fail(f"{point.label}, segment {segment_size} ms: {one_line(error)}")
     except (Exception, SystemExit) as error:  # SystemExit: argparse inside SimulEval
-        logger.error("k=%d segment=%d ms failed", k, segment_size, exc_info=True)
+        logger.error("%s failed", name, exc_info=True)
         raise SystemExit(
-            f"simuleval failed for k={k}, segment {segment_size} ms: "
+            f"simuleval failed for {point.label}, segment {segment_size} ms: "
             f"{type(error).__name__}: {error}"
         ) from error
-    logger.info("k=%d segment=%d ms: %.1f s", k, segment_size, time.perf_counter() - start)
+    logger.info("%s: %.1f s", name, time.perf_counter() - start)
     mark_done(partial / ".done", key)
     shutil.rmtree(output, ignore_errors=True)
     os.replace(partial, output)  # the run and its marker appear together
@@ -282,11 +299,16 @@ def check_inputs(args: argparse.Namespace, extra: list[str]) -> None:
     for path in (args.checkpoint, split_dir / "source.txt", split_dir / "target.txt"):
         if not path.is_file():
             fail(f"missing input file: {path}")
-    for flag, values in (("--k", args.k), ("--segment-size", args.segment_size or [1])):
+    for flag, values in (("--k", args.k or [1]), ("--segment-size", args.segment_size or [1])):
         if any(v < 1 for v in values):
             fail(f"{flag} values must be >= 1, got {values}")
+    try:
+        args.points = sweep_points(args.policies, args.k)
+    except BadValue as error:
+        fail(str(error))
     if extra:
-        base = simuleval_flags(args, args.k[0], (args.segment_size or [1])[0], Path("out"), [])
+        base = simuleval_flags(args, args.points[0], (args.segment_size or [1])[0], Path("out"),
+                               [])
         try:
             check_extra_flags(base, extra)
         except FlagError as error:
@@ -319,21 +341,23 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict[str, object]] = []
     signature = ""
     started = time.time()
-    for k in args.k:
+    for point in args.points:
         for segment_size in args.segment_size:
-            output = run_one(args, k, segment_size, extra, inputs)
+            output = run_one(args, point, segment_size, extra, inputs)
             scores, signature = score_log(
                 output / "instances.log", tokenize=args.sacrebleu_tokenizer
             )
-            rows.append({"k": k, "segment_size": segment_size, **scores,
+            rows.append({"policy": point.policy, "value": point.value,
+                         "k": int(point.value) if point.policy == "waitk" else math.nan,
+                         "segment_size": segment_size, **scores,
                          "n_instances": int(scores["n_instances"]), "output": str(output)})
             if (output / ".done").stat().st_mtime >= started:
                 write_tsv(results, rows)  # a long sweep's table grows as runs finish
     write_tsv(results, rows)  # unchanged: left untouched, so a finished sweep rewrites nothing
     for row in rows:
         logger.info(
-            "k=%s seg=%s BLEU %.2f AL %.1f AL_CA %.1f", row["k"], row["segment_size"],
-            row["BLEU"], row["AL"], row["AL_CA"],
+            "%s %s seg=%s BLEU %.2f AL %.1f AL_CA %.1f", row["policy"], row["value"],
+            row["segment_size"], row["BLEU"], row["AL"], row["AL_CA"],
         )  # fmt: skip
     print(f"results: {results}")
     print(f"sacrebleu signature: {signature}")

@@ -182,3 +182,33 @@ def test_sweep_where_no_instance_writes_a_word_reports_nan_latency(
     (row,) = rows(out)
     assert row["n_instances"] == "2" and float(row["BLEU"]) == 0.0
     assert row["AL"] == "nan" and row["AL_CA"] == "nan"
+
+
+def test_policies_on_the_same_checkpoint(trained_tiny: dict[str, Path], prepared_tiny: Path,
+                                         tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                         ) -> None:
+    """One sweep runs wait-k, AlignAtt, EDAtt and local agreement on one checkpoint: a row and
+    a run each; an AlignAtt f beyond every source writes only at the end, exactly what wait-k
+    with a k beyond every source writes; a small f writes earlier."""
+    out = tmp_path / "simul"
+    policies = ["--policies", "waitk", "alignatt:2,100000", "edatt:0.4", "local-agreement:2"]
+    logged = sweep_here(caplog, trained_tiny["chunk-causal"], prepared_tiny, out, "--k", "3",
+                        "1000", *policies, "--max-instances", "4")
+    table = rows(out)
+    assert [(r["policy"], r["value"], r["k"]) for r in table] == [
+        ("waitk", "3", "3"), ("waitk", "1000", "1000"), ("alignatt", "2", "nan"),
+        ("alignatt", "100000", "nan"), ("edatt", "0.400", "nan"),
+        ("local-agreement", "2", "nan")]
+    assert [Path(r["output"]).name for r in table] == [
+        f"{name}_seg{READ_STEP_MS}" for name in ("k3", "k1000", "alignatt_f2",
+                                                  "alignatt_f100000", "edatt_a0.4",
+                                                  "local-agreement_n2")]
+    assert all(r["n_instances"] == "4" for r in table)
+    assert "--policy alignatt --alignatt-frames 2 " in logged
+    assert predictions(out / f"alignatt_f100000_seg{READ_STEP_MS}") == predictions(
+        out / f"k1000_seg{READ_STEP_MS}")
+    al = {(r["policy"], r["value"]): float(r["AL"]) for r in table}
+    assert al[("alignatt", "2")] < al[("alignatt", "100000")]
+    again = sweep_here(caplog, trained_tiny["chunk-causal"], prepared_tiny, out, "--k", "3",
+                       "1000", *policies, "--max-instances", "4")
+    assert again.count("done before with the same checkpoint") == 6

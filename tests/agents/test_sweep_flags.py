@@ -79,7 +79,7 @@ def test_a_failed_run_names_k_and_segment_size_and_leaves_no_finished_run(
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(sweep, "evaluate", broken)
-    with pytest.raises(SystemExit, match=r"^simuleval failed for k=2, segment 160 ms: "
+    with pytest.raises(SystemExit, match=r"^simuleval failed for waitk k=2, segment 160 ms: "
                                          r"RuntimeError: out of memory$"):
         sweep.main(inputs)
     out = tmp_path / "out"
