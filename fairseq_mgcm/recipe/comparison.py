@@ -1,11 +1,13 @@
 """Compare methods over seeds: means and spreads, cost ratios, and paired significance.
 
 Given every run of the recipe (:func:`fairseq_mgcm.recipe.results.collect`), this groups the runs
-by method and, for offline decoding and each wait-k, reports BLEU (mean and sample standard
-deviation over seeds), chrF (sacrebleu, from the hypotheses), the latency means, and sacrebleu's
-paired approximate randomization test of each method against ``none`` and of MGCM against PCGrad
-(:mod:`fairseq_mgcm.recipe.significance`). A run whose hypotheses are missing is named in the
-report and left out; every row says how many seeds it rests on.
+by method and, for offline decoding and each point of each simultaneous policy (``wait-k k=5``,
+``alignatt f=4``, ``edatt alpha=0.4``, ``local agreement n=2``), reports BLEU (mean and sample
+standard deviation over seeds), chrF (sacrebleu, from the hypotheses), the latency means, and
+sacrebleu's paired approximate randomization test of each method against ``none`` and of MGCM
+against PCGrad (:mod:`fairseq_mgcm.recipe.significance`): methods are compared under each
+policy, point by point, never one policy against another. A run whose hypotheses are
+missing is named in the report and left out; every row says how many seeds it rests on.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from sacrebleu.metrics.chrf import CHRF
 
 from fairseq_mgcm.recipe.hypotheses import Translations, read_generate, read_instances
+from fairseq_mgcm.recipe.policy_labels import decoding_name, policy_rank
 from fairseq_mgcm.recipe.results import MethodResult
 from fairseq_mgcm.recipe.significance import N_TRIALS, PairedResult, paired_test
 
@@ -31,19 +34,21 @@ PAIRS = (("mgcm", "none"), ("pcgrad", "none"), ("discard", "none"), ("mgcm", "pc
 
 @dataclass
 class Decoding:
-    """One decoding (offline, or one k) of one method, over its seeds."""
+    """One decoding (offline, or one policy at one value) of one method, over its seeds."""
 
     bleu: dict[int, float] = field(default_factory=dict)  # by seed
     chrf: dict[int, float] = field(default_factory=dict)
     latency: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> seed -> ms
     translations: dict[int, Translations] = field(default_factory=dict)
+    # where the decoding goes in a table: offline first, then by policy, value, segment size
+    order: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)
 
 
 @dataclass
 class MethodSummary:
     method: str
     seeds: list[int]  # the runs found for this method
-    decodings: dict[str, Decoding]  # "offline", "k=1", ...
+    decodings: dict[str, Decoding]  # "offline", "wait-k k=1", "alignatt f=4", ...
     peak_rss_mb: list[float]
     train_wall_s: list[float]
     train_cpu_s: list[float]
@@ -56,11 +61,6 @@ class Comparison:
     tests: dict[tuple[str, str, str], PairedResult]  # (decoding, system, baseline) -> result
     missing: list[str]  # files a run lacks, by name
     n_trials: int = N_TRIALS  # approximate randomization trials per paired test
-
-
-def _decoding_name(k: float) -> str:
-    """The sweep's k beyond any source length (inf in its table) is the agent reading all."""
-    return "agent, full source" if math.isinf(k) else f"k={k:.0f}"
 
 
 def compare(runs: list[MethodResult], test_set: str, n_trials: int = N_TRIALS) -> Comparison:
@@ -104,26 +104,26 @@ def _summarise(method: str, runs: list[MethodResult], test_set: str,
     for run in runs:
         assert run.root is not None
         seed = _seed_of(run)
-        outputs: list[tuple[str, Path, dict[str, float]]] = []
+        outputs: list[tuple[str, Path, dict[str, float], tuple[int, int, float, float]]] = []
         generate = run.root / f"generate-{test_set}.txt"
         if run.offline_bleu is not None or generate.exists():
-            outputs.append((OFFLINE, generate, {}))
-        for row, log in zip(run.simul, run.simul_logs):
+            outputs.append((OFFLINE, generate, {}, (0, 0, 0.0, 0.0)))
+        segments = {r.get("segment_size") for r in run.simul}
+        for row, log, policy in zip(run.simul, run.simul_logs, run.simul_policies):
             segment = row.get("segment_size", math.nan)
-            name = f"{_decoding_name(row['k'])}" + (
-                "" if len({r.get("segment_size") for r in run.simul}) <= 1
-                else f" seg {segment:.0f}")
-            outputs.append((name, log, row))
+            name = decoding_name(policy, row["value"]) + (
+                "" if len(segments) <= 1 else f" seg {segment:.0f}")
+            outputs.append((name, log, row, (1, policy_rank(policy), row["value"], segment)))
         if not outputs and run.peak_rss_mb is None:
             missing.append(f"{run.root}: no results (not run yet?)")
             continue
         seeds.append(seed)
-        for name, path, row in outputs:
+        for name, path, row, order in outputs:
             if not path.is_file():
                 missing.append(str(path))
                 continue
             translations = (read_generate if name == OFFLINE else read_instances)(path)
-            decoding = decodings.setdefault(name, Decoding())
+            decoding = decodings.setdefault(name, Decoding(order=order))
             decoding.translations[seed] = translations
             decoding.bleu[seed] = (run.offline_bleu if name == OFFLINE and run.offline_bleu
                                    is not None else row.get("BLEU", math.nan))
@@ -174,14 +174,6 @@ def _p(p: float) -> str:
     return f"{p:.3f}" + (" *" if p < 0.05 else "")
 
 
-def _decoding_order(name: str) -> tuple[int, float]:
-    if name == OFFLINE:
-        return (0, 0.0)
-    if name.startswith("agent"):
-        return (2, 0.0)
-    return (1, float(name.split("=")[1].split()[0]))
-
-
 def _dev_curve_lines(methods: list[MethodSummary]) -> list[str]:
     """Dev loss after each epoch, mean over seeds: where training stood when it stopped (a
     curve still falling steeply says the budget, not the method, limits the scores)."""
@@ -227,7 +219,8 @@ def comparison_markdown(comparison: Comparison) -> str:
     lines += ["", "### Per decoding (BLEU and chrF: mean ± sd; latency: mean, ms)", "",
               "| decoding | method | seeds | BLEU | chrF | " + " | ".join(LATENCY_COLUMNS) + " |",
               "|---|---|---:|---:|---:|" + "---:|" * len(LATENCY_COLUMNS)]
-    names = sorted({d for m in methods for d in m.decodings}, key=_decoding_order)
+    order = {name: d.order for m in methods for name, d in m.decodings.items()}
+    names = sorted(order, key=order.__getitem__)  # offline, then policy by policy
     for name in names:
         for m in methods:
             if name not in m.decodings:
@@ -247,7 +240,7 @@ def comparison_markdown(comparison: Comparison) -> str:
                   "ΔchrF | p (chrF) | system BLEU (95% CI) | baseline BLEU (95% CI) |",
                   "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for (name, system, baseline), r in sorted(
-                comparison.tests.items(), key=lambda item: _decoding_order(item[0][0])):
+                comparison.tests.items(), key=lambda item: order[item[0][0]]):
             lines.append(
                 f"| {name} | {system} vs. {baseline} | "
                 f"{' '.join(map(str, r.seeds)) if any(r.seeds) else 'one run'} | "

@@ -1,5 +1,9 @@
-"""Draw BLEU against AL, one mean curve per method with its seed spread, as a PNG (the
-recipe's final figure); the same against StreamLAAL for the long-form runs."""
+"""Draw BLEU against AL, one mean curve per method and policy with its seed spread, as a PNG
+(the recipe's final figure); the same against StreamLAAL for the long-form runs.
+
+A method keeps its colour on every policy's curve and a policy keeps its line style and marker
+for every method, so that both comparisons (methods under one policy, policies for one method)
+read off the same figure."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fairseq_mgcm.atomic_files import atomic_path
+from fairseq_mgcm.recipe.policy_labels import point_label, policy_rank
 from fairseq_mgcm.recipe.results import MethodResult
 
 if TYPE_CHECKING:
@@ -19,22 +24,29 @@ if TYPE_CHECKING:
 __all__ = ["plot_bleu_al", "plot_bleu_latency"]
 
 Rows = Callable[[MethodResult], list[dict[str, float]]]  # a run's table rows (k, BLEU, ...)
+Policies = Callable[[MethodResult], list[str]]  # each of those rows' policy
+# policy -> (line style, marker)
+STYLE = {"waitk": ("-", "o"), "alignatt": ("--", "s"), "edatt": (":", "^"),
+         "local-agreement": ("-.", "D")}
 
 
 def plot_bleu_al(results: list[MethodResult], output: str | os.PathLike,
                  title: str = "BLEU vs. average lagging") -> Path:
-    """One curve per method through its mean (AL, BLEU) at each k, with error bars of one
-    sample standard deviation over seeds in both directions (none with a single seed);
-    written atomically."""
+    """One curve per method and policy through its mean (AL, BLEU) at each of the policy's
+    values (wait-k's k, ...), with error bars of one sample standard deviation over seeds in
+    both directions (none with a single seed); written atomically."""
     return plot_bleu_latency(results, output, title, lambda result: result.simul, "AL",
-                             "AL (ms)", "simul/results.tsv")
+                             "AL (ms)", "simul/results.tsv",
+                             policies=lambda result: result.simul_policies)
 
 
 def plot_bleu_latency(results: list[MethodResult], output: str | os.PathLike, title: str,
-                      rows: Rows, latency: str, xlabel: str, table: str) -> Path:
+                      rows: Rows, latency: str, xlabel: str, table: str,
+                      policies: Policies | None = None) -> Path:
     """As :func:`plot_bleu_al`, over the ``rows`` of each run (the segmented sweep's, the
     long-form stage's) with ``latency`` on the x axis; ``table`` names the file the rows come
-    from, for the error when no run has any."""
+    from, for the error when no run has any; ``policies`` gives each row's policy (wait-k
+    throughout without it). The legend names the policy once a curve is not wait-k."""
     # fairseq's wav2vec2_classification sets the root logger to DEBUG at import time, which
     # would make matplotlib print its font search.
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
@@ -44,21 +56,30 @@ def plot_bleu_latency(results: list[MethodResult], output: str | os.PathLike, ti
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    curves = _points_by_curve(results, rows, latency, policies)
+    methods = list(dict.fromkeys(result.method for result in results))  # colour by method
+    name_policy = any(policy != "waitk" for _, policy in curves)
     drawn = 0
-    for method, points in _points_by_method(results, rows, latency).items():
+    for (method, policy), points in sorted(
+            curves.items(), key=lambda item: (methods.index(item[0][0]),
+                                              policy_rank(item[0][1]))):
         if not points:
             continue
-        ks = sorted(points, key=lambda k: _mean([al for al, _ in points[k]]))
-        als = [[al for al, _ in points[k]] for k in ks]
-        bleus = [[bleu for _, bleu in points[k]] for k in ks]
+        values = sorted(points, key=lambda v: _mean([al for al, _ in points[v]]))
+        als = [[al for al, _ in points[v]] for v in values]
+        bleus = [[bleu for _, bleu in points[v]] for v in values]
         xs, ys = [_mean(v) for v in als], [_mean(v) for v in bleus]
         n_seeds = max(len(v) for v in bleus)
+        label = f"{method}, {policy}" if name_policy else method
+        line, marker = STYLE[policy]
         ax.errorbar(xs, ys, xerr=[_sd(v) for v in als], yerr=[_sd(v) for v in bleus],
-                    marker="o", capsize=3,
-                    label=method if n_seeds == 1 else f"{method} ({n_seeds} seeds)")
-        for x, y, k in zip(xs, ys, ks):
-            ax.annotate(f"k={k:.0f}", (x, y), fontsize=7, textcoords="offset points",
-                        xytext=(3, 3))
+                    color=colours[methods.index(method) % len(colours)], linestyle=line,
+                    marker=marker, capsize=3,
+                    label=label if n_seeds == 1 else f"{label} ({n_seeds} seeds)")
+        for x, y, value in zip(xs, ys, values):
+            ax.annotate(point_label(policy, value), (x, y), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
         drawn += 1
     if drawn == 0:
         raise ValueError(f"no simultaneous results to plot ({table} missing?)")
@@ -70,19 +91,22 @@ def plot_bleu_latency(results: list[MethodResult], output: str | os.PathLike, ti
     return save_png(fig, output)
 
 
-Points = dict[float, list[tuple[float, float]]]  # k -> (latency, BLEU) of each seed's run
+Points = dict[float, list[tuple[float, float]]]  # value -> (latency, BLEU) of each seed's run
 
 
-def _points_by_method(results: list[MethodResult], rows: Rows, latency: str
-                      ) -> dict[str, Points]:
-    """method -> k -> (latency, BLEU) of each seed's run, leaving out unscored rows."""
-    points: dict[str, Points] = {}
+def _points_by_curve(results: list[MethodResult], rows: Rows, latency: str,
+                     policies: Policies | None) -> dict[tuple[str, str], Points]:
+    """(method, policy) -> value -> (latency, BLEU) of each seed's run, leaving out unscored
+    rows."""
+    points: dict[tuple[str, str], Points] = {}
     for result in results:
-        by_k = points.setdefault(result.method, {})
-        for row in rows(result):
+        table = rows(result)
+        for policy, row in zip(policies(result) if policies else ["waitk"] * len(table), table):
+            by_value = points.setdefault((result.method, policy), {})
             al, bleu = row.get(latency, math.nan), row.get("BLEU", math.nan)
             if not (math.isnan(al) or math.isnan(bleu)):
-                by_k.setdefault(row.get("k", math.nan), []).append((al, bleu))
+                by_value.setdefault(row.get("value", row.get("k", math.nan)), []).append(
+                    (al, bleu))
     return points
 
 

@@ -13,10 +13,13 @@ import json
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ResultFileError", "number", "numbered_lines", "read_offline_bleu",
-           "read_simul_table", "read_train_peak", "match_bleu_line"]
+from fairseq_mgcm.agents.policies import POLICIES
+
+__all__ = ["ResultFileError", "SimulTable", "number", "numbered_lines", "read_offline_bleu",
+           "read_simul_table", "read_sweep_table", "read_train_peak", "match_bleu_line"]
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf)")
 # fairseq-generate's last line, with --scoring sacrebleu ("BLEU = 40.48 71.2/47.5/33.1/24.0
@@ -24,7 +27,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan
 _BLEU_LINE = re.compile(r"Generate \S+ with beam=\d+: BLEU\S* = (?P<bleu>\S+?),? "
                         r"\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)* \([^()]*\)")
 SIMUL_REQUIRED = ("k", "BLEU")
-SIMUL_TEXT_COLUMNS = ("output",)
+SIMUL_TEXT_COLUMNS = ("policy", "output")
 PEAK_KEYS = ("peak_rss_mb", "wall_s", "cpu_s")
 
 
@@ -85,9 +88,21 @@ def _unended(lines: list[str]) -> str:
     return ", the last one cut short" if lines and not lines[-1].endswith("\n") else ""
 
 
-def read_simul_table(path: Path) -> tuple[list[dict[str, float]], list[str]]:
-    """The sweep's ``results.tsv``: every row's numbers by column, and its ``output`` field
+@dataclass
+class SimulTable:
+    """A sweep table, row by row: the numbers by column (``value`` always among them), the
+    policy (``waitk`` in a table from before the sweep had policies) and the ``output`` folder
     ("" when the table has no such column)."""
+
+    rows: list[dict[str, float]]
+    policies: list[str]
+    outputs: list[str]
+
+
+def read_sweep_table(path: Path) -> SimulTable:
+    """The sweep's ``results.tsv``. A table without ``policy``/``value`` columns (the sweep
+    before ``--policy``) is wait-k throughout with ``value`` = ``k``; a policy the agent does
+    not have is an error naming the row."""
     text = _text(path)
     if not text.endswith("\n"):
         raise ResultFileError(f"{path}:{text.count(chr(10)) + 1}: "
@@ -99,17 +114,35 @@ def read_simul_table(path: Path) -> tuple[list[dict[str, float]], list[str]]:
     if missing:
         raise ResultFileError(f"{path}:1: no column {', '.join(missing)} (header: "
                               f"{' '.join(header)}); not a simuleval_sweep table?")
-    rows: list[dict[str, float]] = []
-    outputs: list[str] = []
+    table = SimulTable([], [], [])
     for fields in reader:
         place = f"{path}:{reader.line_num}"
         if len(fields) != len(header):
             raise ResultFileError(f"{place}: {len(fields)} fields, expected {len(header)} "
                                   f"({' '.join(header)}); a torn or edited row?")
-        rows.append({name: number(value, place, name) for name, value in zip(header, fields)
-                     if name not in SIMUL_TEXT_COLUMNS})
-        outputs.append(dict(zip(header, fields)).get("output", ""))
-    return rows, outputs
+        record = dict(zip(header, fields))
+        policy = record.get("policy", "waitk")
+        if policy not in POLICIES:
+            raise ResultFileError(f"{place}: policy {policy!r} is not one of "
+                                  f"{', '.join(POLICIES)}; an edited row?")
+        row = {name: number(value, place, name) for name, value in record.items()
+               if name not in SIMUL_TEXT_COLUMNS}
+        if "value" not in row:
+            if policy != "waitk":
+                raise ResultFileError(f"{place}: policy {policy} needs a value column (header: "
+                                      f"{' '.join(header)})")
+            row["value"] = row["k"]
+        table.rows.append(row)
+        table.policies.append(policy)
+        table.outputs.append(record.get("output", ""))
+    return table
+
+
+def read_simul_table(path: Path) -> tuple[list[dict[str, float]], list[str]]:
+    """:func:`read_sweep_table`'s numbers and ``output`` fields, for a reader of wait-k tables
+    (the long-form stage's)."""
+    table = read_sweep_table(path)
+    return table.rows, table.outputs
 
 
 def read_train_peak(path: Path) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 Reads, for each run directory (``EXP/<method>/``, or ``EXP/<method>/seed<N>/`` per seed):
   offline_bleu.txt     the line fairseq-generate prints with the corpus BLEU
-  simul/results.tsv    scripts/simuleval_sweep.py's table (one row per k and segment size)
+  simul/results.tsv    the sweep's table (one row per policy, its value and segment size)
   longform/results.tsv the long-form stage's table (fairseq_mgcm/longform/stage.py), if run
   train_peak.json      fairseq_mgcm.recipe.peak_memory's record of the training run
   conflict.jsonl       the conflict engine's aggregated telemetry (optional, streamed)
@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fairseq_mgcm.conflict.telemetry import read_windows
+from fairseq_mgcm.recipe.policy_labels import point_label, policy_rank
 from fairseq_mgcm.recipe.result_files import (
     ResultFileError,
     number,
     read_offline_bleu,
-    read_simul_table,
+    read_sweep_table,
     read_train_peak,
 )
 
@@ -48,6 +49,7 @@ class MethodResult:
     offline_bleu: float | None = None
     simul: list[dict[str, float]] = field(default_factory=list)  # rows of results.tsv
     simul_logs: list[Path] = field(default_factory=list)  # each row's SimulEval instances.log
+    simul_policies: list[str] = field(default_factory=list)  # each row's --policy
     longform: list[dict[str, float]] = field(default_factory=list)  # longform/results.tsv rows
     peak_rss_mb: float | None = None
     train_wall_s: float | None = None
@@ -56,13 +58,15 @@ class MethodResult:
     dev_curve: dict[int, float] = field(default_factory=dict)  # epoch -> dev ST nll (base 2)
 
 
-def _simul_rows(path: Path) -> tuple[list[dict[str, float]], list[Path]]:
-    """The sweep's rows (numbers) and each row's instances.log, found beside ``path`` by the
-    run folder's name, so that a moved experiment folder still finds its logs."""
+def _simul_rows(path: Path) -> tuple[list[dict[str, float]], list[Path], list[str]]:
+    """The sweep's rows (numbers), each row's instances.log, found beside ``path`` by the
+    run folder's name, so that a moved experiment folder still finds its logs, and each row's
+    policy."""
     if not path.exists():
-        return [], []
-    rows, outputs = read_simul_table(path)
-    return rows, [path.parent / Path(output or "-").name / "instances.log" for output in outputs]
+        return [], [], []
+    table = read_sweep_table(path)
+    return (table.rows, [path.parent / Path(output or "-").name / "instances.log"
+                         for output in table.outputs], table.policies)
 
 
 def _dev_curve(path: Path) -> dict[int, float]:
@@ -113,8 +117,9 @@ def collect(exp_dir: str | Path, methods: list[str],
         root = run_dir(exp_dir, method, seed)
         result = MethodResult(method, seed, root)
         result.offline_bleu = read_offline_bleu(root / "offline_bleu.txt")
-        result.simul, result.simul_logs = _simul_rows(root / "simul" / "results.tsv")
-        result.longform, _ = _simul_rows(root / "longform" / "results.tsv")
+        result.simul, result.simul_logs, result.simul_policies = _simul_rows(
+            root / "simul" / "results.tsv")
+        result.longform, _, _ = _simul_rows(root / "longform" / "results.tsv")
         peak = root / "train_peak.json"
         if peak.exists():
             record = read_train_peak(peak)
@@ -138,22 +143,27 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def markdown_table(results: list[MethodResult]) -> str:
-    """Two tables: per method (offline BLEU, memory, conflicts), then BLEU/AL per k."""
+    """Two tables: per method (offline BLEU, memory, conflicts), then BLEU/AL per policy
+    and value (``k=5``, ``f=4``, ``alpha=0.4``, ``n=2``), ordered by method then policy."""
     lines = ["| run | offline BLEU | peak RSS (MB) | train wall (s) | conflict rate by pair |",
              "|---|---:|---:|---:|---|"]
     for r in results:
         rates = ", ".join(f"{pair} {rate:.3f}" for pair, rate in r.conflict_rate.items()) or "-"
         lines.append(f"| {_label(r)} | {_fmt(r.offline_bleu)} | {_fmt(r.peak_rss_mb, 0)} | "
                      f"{_fmt(r.train_wall_s, 0)} | {rates} |")
-    simul = [(_label(r), row) for r in results for row in r.simul]
+    simul = [(r, policy, row) for r in results
+             for policy, row in zip(r.simul_policies, r.simul)]
     if simul:
-        lines += ["", "| run | k | BLEU | AL (ms) | AL_CA (ms) | LAAL (ms) | AP | DAL (ms) |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for method, row in simul:
-            k = row.get("k", math.nan)
-            k_text = "inf" if math.isinf(k) else _fmt(k, 0)
+        methods = list(dict.fromkeys(r.method for r in results))
+        # method, then policy; seeds and the sweep's order of values kept within (stable sort)
+        simul.sort(key=lambda item: (methods.index(item[0].method), policy_rank(item[1])))
+        lines += ["", "| run | policy | parameter | BLEU | AL (ms) | AL_CA (ms) | LAAL (ms) | "
+                  "AP | DAL (ms) |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for result, policy, row in simul:
             lines.append(
-                f"| {method} | {k_text} | {_fmt(row.get('BLEU'))} | {_fmt(row.get('AL'), 0)} | "
+                f"| {_label(result)} | {policy} | {point_label(policy, row['value'])} | "
+                f"{_fmt(row.get('BLEU'))} | {_fmt(row.get('AL'), 0)} | "
                 f"{_fmt(row.get('AL_CA'), 0)} | {_fmt(row.get('LAAL'), 0)} | "
                 f"{_fmt(row.get('AP'))} | {_fmt(row.get('DAL'), 0)} |")
     return "\n".join(lines) + "\n"

@@ -79,7 +79,7 @@ def test_a_real_gain_is_significant_and_no_difference_is_not(three_seeds):
     gain = comparison.tests[("offline", "mgcm", "none")]
     assert gain.seeds == (1, 2, 3) and gain.n_sentences == 3 * 120
     assert gain.bleu_delta > 10 and gain.bleu_p < 0.01 and gain.chrf_p < 0.01
-    alike = comparison.tests[("k=3", "mgcm", "pcgrad")]  # same quality, other errors
+    alike = comparison.tests[("wait-k k=3", "mgcm", "pcgrad")]  # same quality, other errors
     assert abs(alike.bleu_delta) < 2 and alike.bleu_p > 0.05 and alike.chrf_p > 0.05
     discard = {seed: comparison.methods[3].decodings["offline"].translations[seed]
                for seed in (1, 2, 3)}
@@ -96,7 +96,7 @@ def test_markdown_has_means_spreads_ratios_and_p_values(three_seeds):
     text = comparison_markdown(comparison)
     assert "| none | 3 (1 2 3) |" in text
     assert "| 1100 ± 0 | 1.10 | 300 ± 0 | 1.50 | 150 ± 0 | 1.50 |" in text  # ratios to none
-    assert "| k=3 | none | 3 |" in text and "| 902 | 907 | 922 | 952 |" in text  # latency means
+    assert "| wait-k k=3 | none | 3 |" in text and "| 902 | 907 | 922 | 952 |" in text  # latency means
     assert "| offline | mgcm vs. none | 1 2 3 | 360 |" in text
     bleus = [float(line.split("|")[4].split("±")[0]) for line in text.splitlines()
              if line.startswith("| offline | none | 3 |")]
@@ -109,7 +109,7 @@ def test_a_missing_hypothesis_file_is_named_and_the_other_seeds_are_used(three_s
     comparison = compare(collect(three_seeds, ["none", "mgcm"], [1, 2, 3]), "tst-COMMON", TRIALS)
     assert str(lost) in comparison.missing
     assert comparison.tests[("offline", "mgcm", "none")].seeds == (1, 2)
-    assert comparison.tests[("k=3", "mgcm", "none")].seeds == (1, 2, 3)
+    assert comparison.tests[("wait-k k=3", "mgcm", "none")].seeds == (1, 2, 3)
     text = comparison_markdown(comparison)
     assert "| offline | mgcm | 2 |" in text and str(lost) in text
 

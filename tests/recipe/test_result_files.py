@@ -138,7 +138,7 @@ def test_the_same_report_succeeds_on_the_whole_run(tmp_path, monkeypatch, capsys
     _run(tmp_path)
     assert _report_main(monkeypatch, ["--exp-dir", str(tmp_path), "--methods", "none"]) == 0
     table = (tmp_path / "results.md").read_text()
-    assert "| none | 3 | 49.01 | 900 | 920 |" in table
+    assert "| none | waitk | k=3 | 49.01 | 900 | 920 |" in table
 
 
 @pytest.mark.parametrize("text,value", [("49.012", 49.012), ("-0.5", -0.5), ("1e3", 1000.0),

@@ -34,7 +34,7 @@ def test_table_puts_methods_side_by_side(tmp_path):
     assert "| none | 21.50 | 812 | 61 | - |" in table
     assert "| mgcm | 22.25 | 812 | 61 | asr 0.000, ctc 0.500 |" in table
     assert "| pcgrad | - | - | - | - |" in table      # not run: shown, not invented
-    assert "| none | 1000 | 25.00 | 2500 | 2530 |" in table
+    assert "| none | waitk | k=1000 | 25.00 | 2500 | 2530 |" in table
 
 
 def test_plot_writes_a_png(tmp_path):
