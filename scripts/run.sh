@@ -14,7 +14,8 @@
 #   3  train one model per method in --methods (CPU, one or more GPUs, several nodes); an
 #      interrupted or extended training resumes from its checkpoint_last.pt
 #   4  average the last --n-average checkpoints   5  offline BLEU on --test-set (fairseq-generate)
-#   6  simultaneous evaluation with SimulEval over --k-list (--longform true: whole talks too)
+#   6  simultaneous evaluation with SimulEval: --policies over --k-list and their own settings
+#      (--longform true: whole talks too, wait-k)
 #   7  results table, BLEU-AL plot and conflict heat maps; with --seeds, means, spreads and
 #      sacrebleu paired significance tests
 #
@@ -219,8 +220,9 @@ sweep_methods() {
   [ -n "$segment_size" ] && sweep_args+=(--segment-size "$segment_size")
   for m in "${methods_arr[@]}"; do
     dir=${run_dir[$m,$seed]}
-    log "Stage 6: SimulEval sweep of ${run_name[$m,$seed]} over k = ${k_arr[*]}"
-    python scripts/simuleval_sweep.py --checkpoint "$dir/checkpoint_avg.pt" "${sweep_args[@]}" --output-dir "$dir/simul"
+    log "Stage 6: SimulEval sweep of ${run_name[$m,$seed]}: ${policies_arr[*]} (k = ${k_arr[*]})"
+    python scripts/simuleval_sweep.py --checkpoint "$dir/checkpoint_avg.pt" "${sweep_args[@]}" \
+      --policies "${policies_arr[@]}" --output-dir "$dir/simul"
     [ "$longform" = false ] || python -m fairseq_mgcm.longform.stage \
       --checkpoint "$dir/checkpoint_avg.pt" "${sweep_args[@]}" --output-dir "$dir/longform"
   done

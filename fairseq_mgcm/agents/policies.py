@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from fairseq_mgcm.errors import BadValue
+
+if TYPE_CHECKING:  # the recipe checks --policies without importing torch
+    from torch import Tensor
 
 POLICIES = ("waitk", "alignatt", "edatt", "local-agreement")
 """The ``--policy`` choices."""

@@ -7,11 +7,14 @@ settings in the types the recipe uses (lists, the defaults that depend on other 
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fairseq_mgcm.agents.sweep_points import sweep_points
+from fairseq_mgcm.errors import BadValue
 from fairseq_mgcm.recipe.budget import BudgetError, check_budget
 from fairseq_mgcm.recipe.matrix import run_matrix
 from fairseq_mgcm.recipe.options import BadOption, flag
@@ -41,6 +44,7 @@ class Settings:
     seeds: list[str]  # --seeds as given, or [--seed]: the runs per method
     k_list: list[str]
     overlays: list[str]
+    policies: list[str] = dataclasses.field(default_factory=lambda: ["waitk"])
 
     def int(self, name: str) -> int:
         return int(self.values[name])
@@ -95,6 +99,10 @@ def _numbers(values: dict[str, str]) -> list[str]:
         if int(word) < 1:
             raise BadOption(f"--k-list '{values['k_list']}': k {word} must be at least 1 (wait-k "
                             "reads k steps before its first word; 1000 is offline)")
+    try:
+        sweep_points(values["policies"].split(), [int(k) for k in values["k_list"].split()])
+    except BadValue as error:
+        raise BadOption(str(error)) from None
     _integers(values, "corpus_sizes", 3)
     if not values["seeds"]:
         return [values["seed"]]
@@ -249,4 +257,5 @@ def check(values: dict[str, str]) -> Settings:
     _output_folder(values, "exp_dir", written=True)  # markers, logs, runs
     _output_folder(values, "data_dir", written=_runs(values, 1))
     _run_folders(values, methods, seeds)
-    return Settings(values, methods, seeds, values["k_list"].split(), overlays)
+    return Settings(values, methods, seeds, values["k_list"].split(), overlays,
+                    values["policies"].split())

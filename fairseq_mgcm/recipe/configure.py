@@ -77,6 +77,7 @@ def shell_assignments(settings: Settings) -> str:
     """The settings as bash code for run.sh to ``eval``."""
     lines = [f"{name}={shlex.quote(value)}" for name, value in settings.values.items()]
     lines += [_array("methods_arr", settings.methods), _array("k_arr", settings.k_list),
+              _array("policies_arr", settings.policies),
               _array("overlays_arr", settings.overlays), _array("seed_list", settings.seeds),
               _array("corpus_cmd", corpus_command(settings.values)),
               _array("corpus_inputs", corpus_inputs(settings.values))]

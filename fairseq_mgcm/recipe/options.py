@@ -71,6 +71,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("test_set", "tst-COMMON", "split evaluated in stages 5 and 6"),
     Option("beam", "5", "stage 5's beam"),
     Option("k_list", "1 3 5 7 9 1000", "wait-k values for the simultaneous sweep (1000 = offline)"),
+    Option("policies", "waitk", "policies for the sweep: waitk (the --k-list), alignatt:F,..., "
+           "edatt:ALPHA,..., local-agreement:N,... (agent.md)"),
     Option("segment_size", "", "ms of audio SimulEval sends per read (default: model's read step)"),
     Option("eval_max_instances", "", "evaluate only the first N instances (quick checks)"),
     Option("longform", "false", "true: stage 6 also streams every test talk whole (longform.md)"),

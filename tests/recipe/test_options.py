@@ -72,6 +72,9 @@ def settings(*args: str):
     (["--exp-dir", "README.md"], "--exp-dir README.md: exists and is not a folder"),
     # issue 20 item 7: values that used to be accepted and fail after training
     (["--k-list", "3 0 7"], "--k-list '3 0 7': k 0 must be at least 1 (wait-k reads k steps"),
+    (["--policies", "waitk alignatt"], "--policies alignatt: give alignatt's f values"),
+    (["--policies", "edatt:0.4,2"], "--policies edatt: --edatt-alpha 2.0: must be in (0, 1]"),
+    (["--policies", "beam-search"], "--policies beam-search: unknown policy 'beam-search'"),
     (["--n-average", "0"], "--n-average 0: must be at least 1 (stage 4 averages at least one"),
     (["--beam", "0"], "--beam 0: must be at least 1 (stage 5 decodes with at least one"),
     (["--recipe", "configs/recipes/demo.sh", "--extra-train-args", "--max-update 2"],
@@ -169,13 +172,14 @@ def test_help_lists_every_option_with_its_default_and_comment():
 def test_the_shell_assignments_carry_lists_and_the_run_matrix(tmp_path):
     exp = tmp_path / "my exp"
     got = settings("--exp-dir", str(exp), "--methods", "none mgcm", "--seeds", "1 3",
-                   "--k-list", "3 7")
+                   "--k-list", "3 7", "--policies", "waitk alignatt:2,4")
     script = shell_assignments(got) + (
         'printf "%s|" "$exp_dir" "${methods_arr[@]}" "${seed_list[@]}" "${k_arr[@]}" '
-        '"${run_dir[mgcm,3]}" "${run_name[none,1]}" "${#run_dir[@]}"')
+        '"${policies_arr[@]}" "${run_dir[mgcm,3]}" "${run_name[none,1]}" "${#run_dir[@]}"')
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.split("|")[:-1] == [str(exp), "none", "mgcm", "1", "3", "3", "7",
-                                          f"{exp}/mgcm/seed3", "none (seed 1)", "4"]
+                                          "waitk", "alignatt:2,4", f"{exp}/mgcm/seed3",
+                                          "none (seed 1)", "4"]
 
 
 def test_the_corpus_command_holds_out_dev_and_test_only_when_not_given():
