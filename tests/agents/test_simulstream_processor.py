@@ -218,6 +218,9 @@ def test_a_chunk_that_is_not_mono_float_audio_is_refused(chunk: np.ndarray, mess
      "MGCM_UNSET_FOR_TEST is not set"),
     ({"checkpoint": "c.pt", "waitk": "three"},
      "simulstream config: argument --waitk: invalid int value: 'three'"),
+    ({"checkpoint": "c.pt", "policy": "wait-if-worse"},
+     "simulstream config: argument --policy: invalid choice: 'wait-if-worse' (choose from "
+     "'waitk', 'alignatt', 'edatt', 'local-agreement')"),
 ])
 def test_config_errors_are_one_line(config: dict, message: str) -> None:
     with pytest.raises(BadValue) as error:
@@ -300,3 +303,21 @@ def test_simulstream_inference_with_the_shipped_config(
     assert len(output.ideal_delays) == len(expected)
     assert output.ideal_delays == sorted(output.ideal_delays)
     assert output.ideal_delays[0] < len(audio) / RATE  # the first word before the end
+
+
+@pytest.mark.parametrize("policy,options", [
+    ("alignatt", {"alignatt_frames": 2}), ("local-agreement", {"la_agreement": 2})])
+def test_a_policy_from_the_yaml_writes_what_simuleval_writes(
+        policy: str, options: dict, utterances: list[np.ndarray]) -> None:
+    """``policy:`` and its parameters in the processor's YAML: the same words, call by call in
+    total, as the agent with those options under SimulEval's loop."""
+    loaded = make_loaded(4)
+    config = SimpleNamespace(type="x", speech_chunk_size=None, checkpoint="unused.pt",
+                             policy=policy, **options)
+    processor = WaitkSpeechProcessor(config, loaded=loaded)
+    assert processor.agent.policy_options.name == policy
+    step = processor.agent.read_step_ms
+    for audio in utterances[:2]:
+        processor.clear()
+        got = words(stream(processor, audio, chunk=RATE // 10))
+        assert got == simuleval_words(agent_args(config), audio, step, loaded=loaded)
