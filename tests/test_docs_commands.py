@@ -35,7 +35,9 @@ INSTALL = ROOT / "docs" / "install.md"
 # Each docs command, by a prefix naming exactly one command of its doc.
 SOURCE_LIST = "python -m fairseq_mgcm.data.mustc.source_list $DATA/simuleval/tst-COMMON/source.txt"
 SIMULEVAL = "simuleval --agent-class fairseq_mgcm.agents.waitk_agent.WaitkAgent"
-SWEEP = "python scripts/simuleval_sweep.py"
+SWEEP = ("python scripts/simuleval_sweep.py --checkpoint exp/mustc_s/none/checkpoint_avg.pt "
+         "--data-dir $DATA --split tst-COMMON --k")
+SWEEP_POLICIES = SWEEP.removesuffix("--k") + "--policies"
 SIMULSTREAM = "MGCM_CHECKPOINT=exp/mustc_s/none/checkpoint_avg.pt python -m simulstream.inference"
 SERVE = "scripts/serve.sh exp/mustc_s/none/checkpoint_avg.pt"  # tests/live/test_browser_demo.py
 MAKE_DE = "python scripts/make_corpus.py --out corpus --n-train"
@@ -127,6 +129,15 @@ def test_agent_doc_simuleval_run_and_sweep(prepared_tiny, trained_tiny, tmp_path
     rows = read_tsv(work / "exp" / "mustc_s" / "none" / "simul" / "results.tsv")
     assert [(r["k"], r["segment_size"], r["n_instances"]) for r in rows] == [
         (k, "160", "2") for k in ("1", "3", "5", "7", "9", "1000")]  # segment: the read step
+
+    # every policy on the same checkpoint, the first segment only
+    shell(command_line(AGENT, SWEEP_POLICIES) + " --max-instances 1", work,
+          DATA=str(prepared_tiny))
+    rows = read_tsv(work / "exp" / "mustc_s" / "none" / "simul_policies" / "results.tsv")
+    assert [(r["policy"], r["value"], r["n_instances"]) for r in rows] == [
+        ("waitk", "3", "1"), ("waitk", "7", "1"), ("alignatt", "2", "1"),
+        ("alignatt", "4", "1"), ("alignatt", "8", "1"), ("edatt", "0.400", "1"),
+        ("edatt", "0.200", "1"), ("local-agreement", "2", "1"), ("local-agreement", "3", "1")]
 
 
 @pytest.mark.slow
