@@ -110,9 +110,9 @@ def assert_table_equals_recomputed(exp: Path, run: str, label: str, test_set: st
     assert simul, f"no SimulEval runs under {exp / run / 'simul'}"
     for log in simul:
         k = re.match(r"k(\d+)_seg", log.parent.name).group(1)
-        [row] = [r for r in rows if r[:2] == [label, k]]
+        [row] = [r for r in rows if r[:3] == [label, "waitk", f"k={k}"]]
         instances = read_instances(log)
-        assert float(row[2]) == pytest.approx(
+        assert float(row[3]) == pytest.approx(
             sacrebleu_bleu(instances.hypotheses, instances.references), abs=0.006), log
 
 

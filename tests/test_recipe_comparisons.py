@@ -71,7 +71,7 @@ def test_comparison_table_equals_sacrebleu_and_the_projections_saw_real_conflict
             assert 0 <= conflict_rates(run / "conflict.jsonl")["mt"] < 1
     for pair in ("mgcm vs. none", "pcgrad vs. none", "mgcm vs. pcgrad"):
         assert f"| offline | {pair} | 1 | 8 |" in table  # 8 test sentences
-        assert f"| k=7 | {pair} | 1 | 2 |" in table  # --eval-max-instances 2
+        assert f"| wait-k k=7 | {pair} | 1 | 2 |" in table  # --eval-max-instances 2
     assert "| 3 | " in table.split("### Dev curve")[1]  # epoch 3's dev loss, from train.log
     assert (exp / "bleu_al.png").read_bytes()[:4] == b"\x89PNG"
 
