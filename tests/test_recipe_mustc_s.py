@@ -65,7 +65,8 @@ def test_paper_recipe_runs_on_cpu_as_shipped(tmp_path, mustc_corpus):
     assert "dropping --fp16" in run.stderr
     for method in METHODS:
         rows = (exp / method / "simul" / "results.tsv").read_text().splitlines()
-        assert [line.split("\t")[0] for line in rows[1:]] == ["1", "3", "5", "7", "9", "1000"]
+        assert [line.split("\t")[:3] for line in rows[1:]] == [
+            ["waitk", k, k] for k in ("1", "3", "5", "7", "9", "1000")]  # policy, value, k
         assert_table_equals_recomputed(exp, method, method, "tst-COMMON")
     log = (exp / "mgcm" / "checkpoints" / "train.log").read_text()
     assert "waitk_s2t_transformer_s" in log and "| train | epoch 001 |" in log

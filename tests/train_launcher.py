@@ -64,7 +64,8 @@ def install_faults(spec: str, rank: int) -> None:
     def failing(self, losses, primary):
         calls[0] += 1
         if calls[0] in faults:
-            losses[primary].backward()  # a first pass done, its gradients left behind
+            first = losses() if callable(losses) else losses  # the task hands its forward
+            first[primary].backward()  # a first pass done, its gradients left behind
             raise RuntimeError(faults[calls[0]])
         return original(self, losses, primary)
 

@@ -187,9 +187,9 @@ def test_fairseq_generate_user_errors_are_one_line(
 SWEEP_CASES = {
     "truncated_checkpoint": "simuleval_sweep: " + AGENT_CASES["truncated_checkpoint"].split(
         "error: ", 1)[1],
-    "zero_byte_wav": "simuleval_sweep: k=2, segment 160 ms: {w}: empty file (0 bytes), not a "
+    "zero_byte_wav": "simuleval_sweep: waitk k=2, segment 160 ms: {w}: empty file (0 bytes), not a "
                      "wav ({s}:2)",
-    "wrong_config_yaml": "simuleval_sweep: k=2, segment 160 ms: "
+    "wrong_config_yaml": "simuleval_sweep: waitk k=2, segment 160 ms: "
                          + AGENT_CASES["wrong_config_yaml"].split("error: ", 1)[1],
 }
 
