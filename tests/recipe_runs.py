@@ -106,14 +106,29 @@ def assert_table_equals_recomputed(exp: Path, run: str, label: str, test_set: st
     [offline_row] = [r for r in rows if r[0] == label and len(r) == 5]
     assert float(offline_row[1]) == pytest.approx(
         sacrebleu_bleu(offline.hypotheses, offline.references), abs=0.006)
-    simul = sorted((exp / run / "simul").glob("k*_seg*/instances.log"))
+    simul = sorted((exp / run / "simul").glob("*_seg*/instances.log"))
     assert simul, f"no SimulEval runs under {exp / run / 'simul'}"
     for log in simul:
-        k = re.match(r"k(\d+)_seg", log.parent.name).group(1)
-        [row] = [r for r in rows if r[:3] == [label, "waitk", f"k={k}"]]
+        policy, parameter = _policy_point(log.parent.name)
+        [row] = [r for r in rows if r[:3] == [label, policy, parameter]]
         instances = read_instances(log)
         assert float(row[3]) == pytest.approx(
             sacrebleu_bleu(instances.hypotheses, instances.references), abs=0.006), log
+
+
+_RUN_FOLDER = re.compile(r"(?:(?P<k>k)|(?P<policy>alignatt|edatt|local-agreement)_(?P<knob>[fan]))"
+                         r"(?P<value>[0-9.]+)_seg\d+")
+_KNOB = {"f": "f", "a": "alpha", "n": "n"}
+
+
+def _policy_point(folder: str) -> tuple[str, str]:
+    """The results.md policy and parameter of a sweep run folder (``k3_seg160`` -> waitk,
+    k=3; ``edatt_a0.1_seg160`` -> edatt, alpha=0.1)."""
+    match = _RUN_FOLDER.fullmatch(folder)
+    assert match, f"not a sweep run folder: {folder}"
+    if match["k"]:
+        return "waitk", f"k={match['value']}"
+    return match["policy"], f"{_KNOB[match['knob']]}={match['value']}"
 
 
 def conflict_rates(telemetry: Path) -> dict[str, float]:

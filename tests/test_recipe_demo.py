@@ -35,7 +35,8 @@ pytestmark = pytest.mark.slow
 # everything else as shipped.
 DEMO_ARGS = ["--corpus-sizes", "600 20 20",
              "--extra-train-args", "--max-epoch 8 --max-tokens 4000 --warmup-updates 100",
-             "--longform", "true"]
+             "--longform", "true",
+             "--policies", "waitk alignatt:8 edatt:0.1 local-agreement:4"]
 # On this budget the demo reaches BLEU 2.9 and chrF 24 at k = 7 on its 20 test utterances (dev
 # ST NLL still falling: 2.3 after epoch 8); a model that has not yet learnt from the audio (the
 # same run stopped at 200 updates: BLEU 0.0, chrF 7 at k = 7, a repeated article) stays below
@@ -66,8 +67,11 @@ def test_demo_runs_every_stage_and_reaches_a_bleu_floor_at_its_largest_k(demo):
     results = (demo / "mgcm" / "simul" / "results.tsv").read_text().splitlines()
     header = results[0].split("\t")
     rows = [dict(zip(header, line.split("\t"))) for line in results[1:]]
-    assert [int(r["k"]) for r in rows] == [1, 3, 5, 7]  # configs/recipes/demo.sh
-    largest = rows[-1]
+    assert [(r["policy"], r["value"]) for r in rows] == [
+        *[("waitk", k) for k in ("1", "3", "5", "7")],  # configs/recipes/demo.sh
+        ("alignatt", "8"), ("edatt", "0.100"), ("local-agreement", "4")]  # DEMO_ARGS
+    assert all(int(r["n_instances"]) == 20 for r in rows)
+    largest = rows[3]
     assert int(largest["n_instances"]) == 20
     assert float(largest["BLEU"]) >= BLEU_FLOOR, rows
     instances = read_instances(demo / "mgcm" / "simul" / "k7_seg160" / "instances.log")
