@@ -56,7 +56,7 @@ PIN_REST = "/tmp/lock-venv/bin/pip install --no-build-isolation -r requirements.
 FREEZE = "/tmp/lock-venv/bin/pip check && /tmp/lock-venv/bin/pip freeze --all"
 
 RUN = {
-    AGENT: (SOURCE_LIST, SIMULEVAL, SWEEP, SIMULSTREAM, SERVE),
+    AGENT: (SOURCE_LIST, SIMULEVAL, SWEEP, SWEEP_POLICIES, SIMULSTREAM, SERVE),
     DATA: (MAKE_DE, PREPARE_DE, RELEASE_DE, RELEASE_FR, MAKE_FR, PREPARE_FR, IMPORT, RECIPE),
     INSTALL: (FREEZE,),
 }
