@@ -40,6 +40,13 @@ die() { log "ERROR: $*"; exit 1; }
 # overlays_arr, seed_list) and the run matrix (run_dir[method,seed], run_name[method,seed]).
 cd "$(dirname "$0")/.."
 # SIGINT/SIGTERM stop everything the recipe started: it runs in its own process group (supervise.py)
+# The project's environment (scripts/setup_env.sh) must be active: say so in one line, not with
+# the traceback of the first import that fails in the system Python.
+python -c "import omegaconf, yaml" 2>/dev/null || {
+  echo "run.sh: the project's Python environment is not active in this shell: run" \
+    "'source scripts/setup_env.sh' first (it creates the environment on its first run)" >&2
+  exit 2
+}
 [ -n "${MGCM_RECIPE_SUPERVISED:-}" ] || exec python -m fairseq_mgcm.recipe.supervise bash scripts/run.sh "$@"
 settings=$(python -m fairseq_mgcm.recipe.configure "$@") || exit $?
 eval "$settings"

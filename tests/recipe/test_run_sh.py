@@ -48,6 +48,21 @@ def test_bad_options_exit_2_naming_the_option_before_writing(tmp_path, args, mes
     assert not exp.exists()
 
 
+def test_without_the_environment_it_says_to_source_setup_env(tmp_path):
+    """A shell where scripts/setup_env.sh was not sourced: a Python without the project's
+    packages (here an empty venv's) gets one line naming the command to run, exit 2."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")],
+                   check=True)
+    env = dict(os.environ, PATH=f"{tmp_path / 'bare' / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    env.pop("PYTHONPATH", None)
+    run = subprocess.run(["bash", str(RUN_SH), "--help"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "run.sh: the project's Python environment is not active in this shell: run 'source "
+        "scripts/setup_env.sh' first (it creates the environment on its first run)"]
+
+
 def test_help_prints_the_usage_and_every_option():
     run = run_recipe("--help")
     assert run.returncode == 0, run.stderr
