@@ -20,6 +20,9 @@ import torch
 from fairseq.data import Dictionary
 from torch import Tensor, nn
 
+State = dict[str, dict[str, Tensor | None]]
+"""A decoder's incremental state (fairseq's ``incremental_state``)."""
+
 
 class GreedyDecoder:
     """Predicts the next target token from the tokens so far and the encoder states so far."""
@@ -38,8 +41,8 @@ class GreedyDecoder:
     def reset(self) -> None:
         """Start a new hypothesis (tokens start with end-of-sentence, as in fairseq)."""
         self.tokens: list[int] = [self.eos]
-        self._incremental_state: dict[str, dict[str, Tensor | None]] = {}
-        self._snapshot: dict[str, dict[str, Tensor | None]] | None = None
+        self._incremental_state: State = {}
+        self._snapshot: State | None = None
         self.attention: Tensor | None = None
         """The last prediction's encoder attention ``[T]`` over the visible states."""
 
@@ -55,7 +58,7 @@ class GreedyDecoder:
         ``refresh_encoder``: the encoder rewrote states the decoder has cached. ``n_hidden``:
         the first states are left context the decoder must not attend to (as padding).
         """
-        self._snapshot = {key: dict(value) for key, value in self._incremental_state.items()}
+        self._snapshot = _copied(self._incremental_state)
         device = encoder_states.device
         prev = torch.tensor([self.tokens], device=device)
         padding: list[Tensor] = []
@@ -80,18 +83,16 @@ class GreedyDecoder:
         self._snapshot = None
         return self.dictionary[token]
 
-    def mark(self) -> tuple[list[int], dict[str, dict[str, Tensor | None]]]:
+    def mark(self) -> tuple[list[int], State]:
         """The committed hypothesis and its decoder state, for :meth:`restore` after tentative
-        predictions (local agreement). The caches are views that later predictions extend
-        without writing below them (``models/_kv_cache.py``), so a shallow copy is enough."""
-        return list(self.tokens), {key: dict(value)
-                                   for key, value in self._incremental_state.items()}
+        predictions (local agreement)."""
+        return list(self.tokens), _copied(self._incremental_state)
 
-    def restore(self, mark: tuple[list[int], dict[str, dict[str, Tensor | None]]]) -> None:
+    def restore(self, mark: tuple[list[int], State]) -> None:
         """Back to :meth:`mark`'s hypothesis and decoder state."""
         tokens, state = mark
         self.tokens = list(tokens)
-        self._incremental_state = {key: dict(value) for key, value in state.items()}
+        self._incremental_state = _copied(state)
         self._snapshot = None
 
     def rollback(self) -> None:
@@ -100,3 +101,10 @@ class GreedyDecoder:
             raise RuntimeError("rollback() without a prediction to take back")
         self._incremental_state = self._snapshot
         self._snapshot = None
+
+
+def _copied(state: State) -> State:
+    """A copy of a decoder's incremental state that later predictions do not change: a shallow
+    one suffices, since the caches are views that are extended, never written below their length
+    (``models/_kv_cache.py``)."""
+    return {key: dict(value) for key, value in state.items()}

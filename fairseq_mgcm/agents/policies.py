@@ -66,6 +66,12 @@ def agreed_prefix(hypotheses: Sequence[Sequence[int]]) -> list[int]:
     return prefix
 
 
+FLAGS = {"policy": "name", "attention_layer": "attention_layer",
+         "alignatt_frames": "alignatt_frames", "edatt_frames": "edatt_frames",
+         "edatt_alpha": "edatt_alpha", "la_agreement": "agreement"}
+"""The agent's flag (argparse ``dest``) of each :class:`PolicyOptions` field."""
+
+
 @dataclass(frozen=True)
 class PolicyOptions:
     """A policy and its parameters, as the agent's flags give them (checked here, once)."""
@@ -89,6 +95,13 @@ class PolicyOptions:
         if self.agreement < 2:
             raise BadValue(f"--la-agreement {self.agreement}: local agreement compares at "
                            "least 2 hypotheses")
+
+    @classmethod
+    def from_args(cls, args: object) -> PolicyOptions:
+        """The options from the agent's flags; a flag the namespace lacks (an agent built by
+        hand) keeps the default here, the one ``add_args`` gives its flag too."""
+        given = {field: getattr(args, flag) for flag, field in FLAGS.items() if hasattr(args, flag)}
+        return cls(**given)
 
     @property
     def reads_attention(self) -> bool:

@@ -50,6 +50,7 @@ logger = logging.getLogger("fairseq_mgcm.agents.waitk")
 # `simuleval --agent-class ...WaitkAgent` runs SimulEval's main, which calls the agent: a
 # UserError from it (bad checkpoint, data config, wav, flag) prints one line, no traceback.
 install_excepthook()
+_POLICY = PolicyOptions()  # the flags' defaults
 
 
 @entrypoint
@@ -81,14 +82,7 @@ class WaitkAgent(SpeechToTextAgent):
         self.max_len_a = args.max_len_a
         self.max_len_b = args.max_len_b
         self.longform = LongformPolicy.from_args(args)
-        self.policy_options = PolicyOptions(
-            name=getattr(args, "policy", "waitk"),
-            attention_layer=getattr(args, "attention_layer", None),
-            alignatt_frames=getattr(args, "alignatt_frames", 4),
-            edatt_frames=getattr(args, "edatt_frames", 2),
-            edatt_alpha=getattr(args, "edatt_alpha", 0.4),
-            agreement=getattr(args, "la_agreement", 2),
-        )
+        self.policy_options = PolicyOptions.from_args(args)
         n_layers = len(model.decoder.layers)
         self.attention_layer = (self.policy_options.layer(n_layers)
                                 if self.policy_options.reads_attention else None)
@@ -154,7 +148,7 @@ class WaitkAgent(SpeechToTextAgent):
         )  # fmt: skip
         parser.add_argument("--max-len-b", type=int, default=10, help="see --max-len-a")
         parser.add_argument(
-            "--policy", choices=POLICIES, default="waitk",
+            "--policy", choices=POLICIES, default=_POLICY.name,
             help="when to write: wait-k (--waitk), AlignAtt (--alignatt-frames), EDAtt "
             "(--edatt-frames, --edatt-alpha) or local agreement (--la-agreement)",
         )  # fmt: skip
@@ -164,19 +158,19 @@ class WaitkAgent(SpeechToTextAgent):
             "default: two thirds up the stack",
         )  # fmt: skip
         parser.add_argument(
-            "--alignatt-frames", type=int, default=4,
+            "--alignatt-frames", type=int, default=_POLICY.alignatt_frames,
             help="alignatt: no write while the most attended encoder state is among the last f",
         )  # fmt: skip
         parser.add_argument(
-            "--edatt-frames", type=int, default=2,
+            "--edatt-frames", type=int, default=_POLICY.edatt_frames,
             help="edatt: lambda, the last encoder states whose attention is summed",
         )  # fmt: skip
         parser.add_argument(
-            "--edatt-alpha", type=float, default=0.4,
+            "--edatt-alpha", type=float, default=_POLICY.edatt_alpha,
             help="edatt: write while the attention on the last lambda states is below alpha",
         )  # fmt: skip
         parser.add_argument(
-            "--la-agreement", type=int, default=2,
+            "--la-agreement", type=int, default=_POLICY.agreement,
             help="local-agreement: write the prefix the last n hypotheses (one per read step) "
             "agree on",
         )  # fmt: skip

@@ -4,7 +4,7 @@
 >>> engine = ConflictEngine(model, method="mgcm", granularity="module")
 >>> print(engine.describe_partition())
 >>> stats = engine.backward({"st": l_st, "ctc": l_ctc}, primary="st")   # instead of backward()
->>> engine = ConflictEngine(model, method="mgcm", memory="recompute")    # plain training's peak
+>>> engine = ConflictEngine(model, method="mgcm", memory="recompute")    # no graph kept
 >>> stats = engine.backward(lambda: model.losses(batch), primary="st")  # the forward, re-run
 
 The four methods are classes on one base (:class:`ConflictMethod`): :class:`PlainSum`
@@ -17,7 +17,13 @@ from fairseq_mgcm.conflict._method import ConflictMethod
 from fairseq_mgcm.conflict._mgcm import MGCM
 from fairseq_mgcm.conflict._none import PlainSum
 from fairseq_mgcm.conflict._partition import GRANULARITIES, KINDS, Group, describe, partition
-from fairseq_mgcm.conflict._passes import MEMORY_MODES, Forward, NotRepeatable, StatefulForward
+from fairseq_mgcm.conflict._passes import (
+    MEMORY_MODES,
+    Forward,
+    NotRepeatable,
+    StatefulForward,
+    memory_mode,
+)
 from fairseq_mgcm.conflict._pcgrad import PCGrad
 from fairseq_mgcm.conflict._projection import AUX_MODES, GroupProjection
 from fairseq_mgcm.conflict._stats import ConflictStats, ModuleConflict
@@ -43,5 +49,6 @@ __all__ = [
     "StatefulForward",
     "describe",
     "make_method",
+    "memory_mode",
     "partition",
 ]

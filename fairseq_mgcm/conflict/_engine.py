@@ -10,7 +10,7 @@ from fairseq_mgcm.conflict._method import ConflictMethod
 from fairseq_mgcm.conflict._mgcm import MGCM
 from fairseq_mgcm.conflict._none import PlainSum
 from fairseq_mgcm.conflict._partition import GRANULARITIES, Group, describe, partition
-from fairseq_mgcm.conflict._passes import MEMORY_MODES, Forward
+from fairseq_mgcm.conflict._passes import Forward, memory_mode
 from fairseq_mgcm.conflict._pcgrad import PCGrad
 from fairseq_mgcm.conflict._projection import AUX_MODES, GroupProjection
 from fairseq_mgcm.conflict._stats import ConflictStats
@@ -61,8 +61,9 @@ class ConflictEngine:
 
     ``memory="retain"`` keeps the forward graph across the method's backward passes;
     ``"recompute"`` runs the forward again for each further pass under the first one's random
-    state and frees each graph as its backward runs: the peak memory of plain training, for a
-    forward per further pass (``backward`` then takes the forward as a function)::
+    state and frees each graph as its backward runs, for a forward per further pass
+    (``backward`` then takes the forward as a function; what that saves and what it cannot:
+    ``docs/conflict.md`` section 3)::
 
         engine = ConflictEngine(model, "mgcm", memory="recompute")
         stats = engine.backward(lambda: model.losses(batch), primary="st")
@@ -77,16 +78,14 @@ class ConflictEngine:
         seed: int = 0,
         memory: str = "retain",
     ) -> None:
-        granularity, memory = str(granularity), str(memory)
-        if memory not in MEMORY_MODES:
-            raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
+        granularity = str(granularity)
         if granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
         if not isinstance(method, ConflictMethod):
             method = make_method(method, aux_mode, seed)
         self.method: ConflictMethod = method
         self.granularity = granularity
-        self.memory = memory
+        self.memory = memory_mode(memory)
         self._model = model
         self._groups: tuple[Group, ...] | None = None
         self._trainable: tuple[int, ...] = ()

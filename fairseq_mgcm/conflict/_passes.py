@@ -3,10 +3,11 @@ the forward run again for each further pass (``recompute``).
 
 A method with separate passes (MGCM and discard: one per task; PCGrad: one per task) needs the
 forward graph for each. ``retain`` keeps it alive from the first pass to the last
-(``retain_graph=True``), so every activation plain training frees as its backward goes stays
-alive: almost all of a separate-pass method's extra memory. ``recompute`` frees each graph as
-its backward runs and builds the next with the forward again, under the random state of the
-first (:mod:`._random_state`): the same graph, a forward's compute per further pass.
+(``retain_graph=True``). ``recompute`` frees each graph as its backward runs and builds the next
+with the forward again, under the random state of the first (:mod:`._random_state`): the same
+graph, a forward's compute per further pass. What that frees is the other tasks' own branches
+during each pass; the first pass's gradient, held in ``.grad`` while the next pass runs, stays
+(measured in ``docs/conflict.md`` section 8).
 
 A re-run that does not give back the first forward's losses (a model drawing randomness the
 capture does not cover, or changing its own state in the forward) would give a wrong gradient
@@ -39,6 +40,14 @@ on a GPU only kernels that accumulate in a varying order differ, by float roundi
 dropout mask or wait-k lag moves a summed loss by far more."""
 
 
+def memory_mode(memory: object) -> str:
+    """``memory`` as one of :data:`MEMORY_MODES` (fairseq configs hold ChoiceEnum members)."""
+    memory = str(memory)
+    if memory not in MEMORY_MODES:
+        raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
+    return memory
+
+
 class NotRepeatable(BadValue):
     """A recomputed forward gave other losses than the first: its gradients would be wrong."""
 
@@ -67,10 +76,7 @@ class Passes:
 
     def __init__(self, source: Mapping[str, Tensor] | Forward, memory: str = "retain",
                  buffers: Iterable[tuple[str, Tensor]] = ()) -> None:
-        memory = str(memory)
-        if memory not in MEMORY_MODES:
-            raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
-        self.recompute = memory == "recompute"
+        self.recompute = memory_mode(memory) == "recompute"
         if self.recompute and not callable(source):
             raise TypeError("memory='recompute' runs the forward again for each backward pass: "
                             "pass the forward (a function returning the losses), not the losses")

@@ -57,8 +57,9 @@ class ConflictAwareConfig(FairseqAdamConfig, FairseqNAGConfig):
         default="retain",
         metadata={"help": "retain: keep the forward graph across the method's backward passes; "
                   "recompute: run the forward again for each further pass (same random state) "
-                  "and free each graph as its backward runs: plain training's peak memory for "
-                  "one forward per extra pass"},
+                  "and free each graph as its backward runs; frees the other tasks' branches "
+                  "during each pass, for one forward per extra pass (docs/conflict.md, "
+                  "section 3: what it saves)"},
     )
     conflict_telemetry_jsonl: Optional[str] = field(
         default=None,

@@ -10,11 +10,11 @@ from torch import Tensor, nn
 
 from fairseq_mgcm.conflict import (
     GRANULARITIES,
-    MEMORY_MODES,
     ConflictEngine,
     ConflictStats,
     Forward,
     make_method,
+    memory_mode,
 )
 from fairseq_mgcm.conflict.telemetry import DEFAULT_INTERVAL, TelemetryWriter, summarize
 from fairseq_mgcm.errors import BadValue
@@ -61,9 +61,7 @@ class ConflictAwareBackward:
         make_method(self.method, self.aux_mode)  # validates the names now, not at first use
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
-        self.memory = str(memory)
-        if self.memory not in MEMORY_MODES:
-            raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
+        self.memory = memory_mode(memory)
         self._seed = seed
         self._engine: ConflictEngine | None = None
         self._engine_model: nn.Module | None = None

@@ -7,7 +7,6 @@ settings in the types the recipe uses (lists, the defaults that depend on other 
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ class Settings:
     seeds: list[str]  # --seeds as given, or [--seed]: the runs per method
     k_list: list[str]
     overlays: list[str]
-    policies: list[str] = dataclasses.field(default_factory=lambda: ["waitk"])
+    policies: list[str]
 
     def int(self, name: str) -> int:
         return int(self.values[name])
